@@ -1,0 +1,200 @@
+"""Typed, validated configs.
+
+Every concern is a `@dataclass(kw_only=True)` whose fields carry a docstring and whose `check()` states the
+allowed ranges. `parse(Config, overrides)` builds a config from dotted `key=value` overrides (strings from a
+command line or Python values from a sweep file), type-checked against the field's type; an unknown key,
+a wrong type or an out-of-range value raises one `ConfigError` naming the field, the value and what is
+allowed — on the login node, before anything is trained or submitted.
+"""
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import typing
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+
+class ConfigError(ValueError):
+    def __init__(self, key: str, value: Any, allowed: str):
+        self.key, self.value, self.allowed = key, value, allowed
+        super().__init__(f"{key}={value!r} is not allowed: {allowed}")
+
+
+def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(key, value, allowed)
+
+
+@dataclass(kw_only=True)
+class DataConfig:
+    name: str = "mnist5k"
+    """Dataset from the registry (`python -m library.data list`)."""
+    root: str = ""
+    """Folder holding prepared datasets; empty = $LIBRARY_DATA_ROOT or ~/.cache/library/data."""
+    image_size: int = 28
+    """Side length the images are resized to: 28, 32 or 64."""
+    limit: int = 0
+    """Use only the first N training images (0 = all); for quick runs and tests."""
+
+    def check(self, prefix: str) -> None:
+        from library.data import DATASETS
+
+        require(self.name in DATASETS, f"{prefix}name", self.name, f"one of {sorted(DATASETS)}")
+        require(self.image_size in (28, 32, 64), f"{prefix}image_size", self.image_size, "28, 32 or 64")
+        require(self.limit >= 0, f"{prefix}limit", self.limit, "an integer >= 0 (0 = all images)")
+
+
+@dataclass(kw_only=True)
+class AdamConfig:
+    lr: float = 2e-4
+    """Learning rate of every optimizer of the job."""
+    beta1: float = 0.5
+    """Adam's first-moment decay."""
+    beta2: float = 0.999
+    """Adam's second-moment decay."""
+
+    def check(self, prefix: str) -> None:
+        require(0 < self.lr <= 1, f"{prefix}lr", self.lr, "a float in (0, 1]")
+        require(0 <= self.beta1 < 1, f"{prefix}beta1", self.beta1, "a float in [0, 1)")
+        require(0 <= self.beta2 < 1, f"{prefix}beta2", self.beta2, "a float in [0, 1)")
+
+
+@dataclass(kw_only=True)
+class TrainConfig:
+    epochs: int = 5
+    """Passes over the training set."""
+    batch_size: int = 64
+    """Global batch size, split evenly over the DDP workers."""
+    seed: int = 0
+    """Seeds weights, noise and data order; the same seed gives the same run."""
+    checkpoint_every: int = 1
+    """Save a resumable checkpoint every N epochs (and always after the last one)."""
+    keep_checkpoints: int = 2
+    """How many recent checkpoints to keep (an older one is the fallback if the newest is corrupt)."""
+    amp: str = "auto"
+    """Mixed precision on GPU: auto (bf16 where supported, else fp16), bf16, fp16 or off. Always off on CPU."""
+    max_loss: float = 1e3
+    """A loss above this (or NaN/Inf) ends the trial as `diverged`."""
+
+    def check(self, prefix: str) -> None:
+        require(1 <= self.epochs <= 100_000, f"{prefix}epochs", self.epochs, "an integer in [1, 100000]")
+        require(self.batch_size >= 1, f"{prefix}batch_size", self.batch_size, "an integer >= 1")
+        require(self.checkpoint_every >= 1, f"{prefix}checkpoint_every", self.checkpoint_every, "an integer >= 1")
+        require(self.keep_checkpoints >= 1, f"{prefix}keep_checkpoints", self.keep_checkpoints, "an integer >= 1")
+        require(self.amp in ("auto", "bf16", "fp16", "off"), f"{prefix}amp", self.amp, "auto, bf16, fp16 or off")
+        require(self.max_loss > 0, f"{prefix}max_loss", self.max_loss, "a float > 0")
+
+
+@dataclass(kw_only=True)
+class EvalConfig:
+    extractor: str = "domain"
+    """Features for the Fréchet distance: `inception` (reported as fid; needs the cached Inception weights) or
+    `domain`, a classifier trained on the dataset (reported as fd_domain)."""
+    every: int = 1
+    """Score the generator every N epochs (and always after the last one)."""
+    num_samples: int = 1000
+    """Generated images per periodic score."""
+    final_num_samples: int = 5000
+    """Generated images for the score after the last epoch."""
+
+    def check(self, prefix: str) -> None:
+        require(self.extractor in ("domain", "inception"), f"{prefix}extractor", self.extractor, "domain or inception")
+        require(self.every >= 1, f"{prefix}every", self.every, "an integer >= 1")
+        require(self.num_samples >= 10, f"{prefix}num_samples", self.num_samples, "an integer >= 10")
+        require(self.final_num_samples >= 10, f"{prefix}final_num_samples", self.final_num_samples, "an integer >= 10")
+
+
+# ---------------------------------------------------------------------------------------------- mechanism
+
+
+def parse(cls: type, overrides: dict[str, Any] | None = None, prefix: str = "") -> Any:
+    """Build `cls` from its defaults plus dotted overrides, then check every section."""
+    overrides = dict(overrides or {})
+    known = set(flat_fields(cls))
+    for key in overrides:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(prefix + key, overrides[key], f"unknown key; {hint}valid keys: {', '.join(sorted(known))}")
+    return _build(cls, overrides, prefix)
+
+
+def _build(cls: type, overrides: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            sub = {k[len(f.name) + 1:]: v for k, v in overrides.items() if k.startswith(f.name + ".")}
+            kwargs[f.name] = _build(kind, sub, f"{prefix}{f.name}.")
+        elif f.name in overrides:
+            kwargs[f.name] = coerce(f"{prefix}{f.name}", overrides[f.name], kind)
+    obj = cls(**kwargs)
+    if hasattr(obj, "check"):
+        obj.check(prefix)
+    return obj
+
+
+def coerce(key: str, value: Any, kind: type) -> Any:
+    """A value of the field's type: Python values are type-checked, command-line strings converted."""
+    if isinstance(value, str) and kind is not str:
+        try:
+            value = ast.literal_eval(value) if kind is not bool else {"true": True, "false": False}[value.lower()]
+        except (ValueError, SyntaxError, KeyError):
+            raise ConfigError(key, value, f"{article(kind.__name__)} {kind.__name__}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if type(value) is not kind:
+        raise ConfigError(key, value, f"{article(kind.__name__)} {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+@cache
+def flat_fields(cls: type) -> dict[str, tuple[type, Any, str]]:
+    """Dotted key -> (type, default, docstring) for every leaf field of a config tree."""
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    out = {}
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        if dataclasses.is_dataclass(kind):
+            out.update({f"{f.name}.{k}": v for k, v in flat_fields(kind).items()})
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            out[f.name] = (kind, default, docs.get(f.name, ""))
+    return out
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field (as torchtitan and tyro read them)."""
+    body = ast.parse(inspect.getsource(cls)).body[0].body
+    docs = {}
+    for stmt, nxt in zip(body, body[1:]):
+        if isinstance(stmt, ast.AnnAssign) and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant):
+            docs[stmt.target.id] = " ".join(str(nxt.value.value).split())
+    return docs
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Flat dotted dict of a config tree: the form stored in checkpoints and result tables."""
+    out = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update({f"{f.name}.{k}": v for k, v in to_dict(value).items()})
+        else:
+            out[f.name] = value
+    return out
+
+
+def section(kind: type) -> Any:
+    """A nested config field with its defaults: `data: DataConfig = section(DataConfig)`."""
+    return field(default_factory=kind)

@@ -1,0 +1,103 @@
+"""`python -m library.data prepare NAME` / `list`: fetch and verify datasets before jobs need them.
+
+Run `prepare` where there is internet (the login node); jobs on compute nodes only ever read.
+Download timeout: --timeout, default $LIBRARY_DOWNLOAD_TIMEOUT or 60 s.
+"""
+import argparse
+import hashlib
+import os
+import shutil
+import sys
+import urllib.request
+from pathlib import Path
+
+from library.data import (DATASETS, DatasetNotReady, Download, dataset_dir, dataset_spec, default_root,
+                          load_images, missing_files, prepare_command)
+
+
+def md5(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
+
+
+def fetch(item: Download, dest: Path, timeout: float) -> None:
+    """Download to a temporary name and rename only once the md5 matches, so an interrupted or
+    wrong download never looks prepared."""
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(item.url, timeout=timeout) as response, open(part, "wb") as f:
+            shutil.copyfileobj(response, f)
+        if (got := md5(part)) != item.md5:
+            raise DatasetNotReady(f"{item.url} downloaded with md5 {got}, expected {item.md5}")
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def prepare(name: str, root: Path, image_size: int | None, timeout: float) -> None:
+    spec = dataset_spec(name)
+    size = spec.native_size(image_size)
+    if spec.embedded:
+        print(f"{name}: embedded, nothing to download")
+    else:
+        directory = dataset_dir(name, root)
+        directory.mkdir(parents=True, exist_ok=True)
+        todo = [item for item in spec.files[size]
+                if not ((directory / item.filename).is_file() and md5(directory / item.filename) == item.md5)]
+        for i, item in enumerate(todo):
+            print(f"downloading {item.url}", flush=True)
+            try:
+                fetch(item, directory / item.filename, timeout)
+            except OSError as e:  # URLError, timeouts, refused connections, a full disk
+                names = ", ".join(left.filename for left in todo[i:])
+                raise DatasetNotReady(
+                    f"could not download {item.url} ({getattr(e, 'reason', e)}). If this machine is offline, "
+                    f"fetch {names} elsewhere, place them in {directory}, and re-run "
+                    f"`{prepare_command(name, root, size)}` to verify them") from e
+        print(f"{name}: {len(spec.files[size]) - len(todo)} file(s) already verified, {len(todo)} downloaded")
+    for split in spec.splits:  # prove that every split parses, not just that the bytes arrived
+        data = load_images(name, root, split, size)
+        print(f"{name} {split}: {len(data.labels)} images of {'x'.join(map(str, data.images.shape[1:]))}")
+
+
+def list_datasets(root: Path) -> None:
+    print(f"data root: {root}")
+    for name, spec in DATASETS.items():
+        state = "embedded" if spec.embedded else ", ".join(
+            f"{size}px {'missing' if missing_files(name, root, size) else 'ready'}" for size in spec.sizes)
+        sizes = "/".join(f"{size}" for size in spec.sizes)
+        print(f"{name:14} {state:26} splits {'/'.join(spec.splits):15} "
+              f"{spec.channels}x{sizes}px, {spec.num_classes} classes")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m library.data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    rooted = argparse.ArgumentParser(add_help=False)
+    rooted.add_argument("--root", type=Path, default=default_root(),
+                        help="data root (default: $LIBRARY_DATA_ROOT or ~/.cache/library/data)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    prep = commands.add_parser("prepare", parents=[rooted], help="download missing files, verify md5s, load")
+    prep.add_argument("name", help=f"one of: {', '.join(DATASETS)}")
+    prep.add_argument("--size", type=int, help="image size to prepare (picks the native file, e.g. 28 or 64)")
+    prep.add_argument("--timeout", type=float, default=float(os.environ.get("LIBRARY_DOWNLOAD_TIMEOUT", 60)),
+                      help="seconds per download connection (default $LIBRARY_DOWNLOAD_TIMEOUT or 60)")
+    commands.add_parser("list", parents=[rooted], help="which datasets are ready under the root")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.command == "prepare":
+            prepare(args.name, args.root, args.size, args.timeout)
+        else:
+            list_datasets(args.root)
+    except (DatasetNotReady, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The local backend: Ray Tune runs the trials on this machine, as many at once as its CPUs allow.
+
+Each Tune trial is a driver function that trains through `library.train.fit` (a Ray Train TorchTrainer).
+Ray's own logging goes to runs/SWEEP/ray.log; the terminal shows one line per trial event instead.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+import warnings
+from pathlib import Path
+
+from ray.tune import Callback
+
+from library.files import read_json
+from library.train import STATUS, Resources, fit
+
+
+def run(sweep, trials, run_root: Path, max_concurrent: int = 0) -> None:
+    import ray
+    from ray import tune
+
+    res = sweep.resources
+    cpus = os.cpu_count() or 1
+    per_trial = max(1, res.workers) * res.cpus_per_worker
+    concurrent = max_concurrent or max(1, cpus // per_trial)
+    route_ray_logs(run_root / "ray.log")
+    ray.init(num_cpus=max(cpus, per_trial), include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING, configure_logging=False)
+    try:
+        # In local mode the trial process trains, so it holds the CPUs; otherwise the Train workers hold them.
+        trial_resources = {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker} if res.workers == 0 else {"cpu": 0}
+        trainable = tune.with_resources(tune.with_parameters(run_trial, job=sweep.job, resources=res), trial_resources)
+        space = {"trial": tune.grid_search([{"id": t.id, "config": t.config, "run_dir": str(run_root / t.id)}
+                                            for t in trials])}
+        tuner = tune.Tuner(
+            trainable, param_space=space,
+            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
+            run_config=tune.RunConfig(name="tune", storage_path=str(run_root / "_ray"), verbose=0,
+                                      callbacks=[ProgressView(sweep.metric, len(trials))]),
+        )
+        tuner.fit()
+    finally:
+        ray.shutdown()
+
+
+def run_trial(param: dict, job: str, resources: Resources) -> None:
+    """One Tune trial: train it to the end; a failure is recorded in its status, not raised."""
+    trial = param["trial"]
+    fit(job, trial["config"], trial["run_dir"], resources, report_to_tune=True)
+
+
+def route_ray_logs(path: Path) -> None:
+    """Ray's warnings and Tune's chatter go to a file: people watch the progress lines, not Ray's log flood."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+    logging.captureWarnings(True)
+    warnings.filterwarnings("ignore", module="ray")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+
+class ProgressView(Callback):
+    """One line per reported epoch and per finished trial, with the sweep's counts."""
+
+    def __init__(self, metric: str, total: int):
+        self.metric, self.total, self.done = metric, total, 0
+        self.start = time.time()
+
+    def line(self, trial, text: str) -> None:
+        elapsed = time.time() - self.start
+        print(f"[{elapsed:5.0f}s] {trial.config['trial']['id']}  {text}   ({self.done}/{self.total} done)", flush=True)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.line(trial, "started")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        losses = "  ".join(f"{k} {result[k]:.3f}" for k in sorted(result) if k.startswith("loss"))
+        score = f"  {self.metric} {result[self.metric]:.3f}" if self.metric in result else ""
+        self.line(trial, f"epoch {result.get('epoch', '?')}  {losses}{score}")
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        status = read_json(Path(trial.config["trial"]["run_dir"]) / STATUS, {})
+        best = status.get(f"best_{self.metric}")
+        text = status.get("status", "ended without status")
+        if best is not None:
+            text += f"  best {self.metric} {best:.3f} at epoch {status['best_epoch']}"
+        if status.get("reason"):
+            text += f"  ({status['reason'].splitlines()[0]})"
+        self.line(trial, text)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.done += 1
+        self.line(trial, "error (see runs/.../ray.log)")

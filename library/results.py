@@ -1,0 +1,68 @@
+"""Aggregate a sweep's trials into results/SWEEP/: trials.csv/.parquet (one row per trial), curves.csv/.parquet
+(per-epoch metrics, long format) and samples/TRIAL.png. Rebuilt from the run dirs each time, so a re-run
+never duplicates a row."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from library.files import atomic_write, read_json
+from library.train import CHECKPOINTS, METRICS, STATUS
+
+
+def trial_row(trial, run_dir: Path, metric: str) -> dict:
+    status = read_json(run_dir / STATUS, {})
+    final = status.get("final", {})
+    checkpoints = sorted((run_dir / CHECKPOINTS).glob("epoch_*.pt"))
+    return {
+        "trial": trial.id, **trial.params,
+        "status": status.get("status", "not run"),
+        "reason": (status.get("reason") or "").split("\n")[0],
+        "epochs": status.get("epoch", 0),
+        metric: final.get(metric),
+        f"best_{metric}": status.get(f"best_{metric}"),
+        "best_epoch": status.get("best_epoch"),
+        f"{metric}_n_fake": final.get(f"{metric}_n_fake"),
+        **{k: v for k, v in final.items() if k.startswith("loss")},
+        "wall_s": status.get("elapsed_s"),
+        "startup_s": status.get("startup_s"),
+        "checkpoint": str(checkpoints[-1]) if checkpoints else "",
+        "run_dir": str(run_dir),
+    }
+
+
+def curves(trial, run_dir: Path) -> list[dict]:
+    return [{"trial": trial.id, "epoch": entry["epoch"], "metric": k, "value": v}
+            for entry in read_json(run_dir / METRICS, []) for k, v in entry.items() if k != "epoch"]
+
+
+def collect(sweep, trials, run_root: Path, out_dir: Path) -> pd.DataFrame:
+    rows, long = [], []
+    for t in trials:
+        run_dir = run_root / t.id
+        rows.append(trial_row(t, run_dir, sweep.metric))
+        long += curves(t, run_dir)
+        if (run_dir / "samples.png").exists():
+            atomic_write(out_dir / "samples" / f"{t.id}.png", lambda tmp: shutil.copyfile(run_dir / "samples.png", tmp))
+    table = pd.DataFrame(rows)
+    history = pd.DataFrame(long, columns=["trial", "epoch", "metric", "value"])
+    write_frame(table, out_dir / "trials")
+    write_frame(history, out_dir / "curves")
+    return table
+
+
+def write_frame(frame: pd.DataFrame, stem: Path) -> None:
+    atomic_write(stem.with_suffix(".csv"), lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(stem.with_suffix(".parquet"), lambda tmp: frame.to_parquet(tmp, index=False))
+
+
+def print_summary(table: pd.DataFrame, metric: str, mode: str) -> None:
+    key = f"best_{metric}"
+    shown = table.sort_values(key, ascending=mode == "min", na_position="last")
+    cols = [c for c in shown.columns if c not in ("checkpoint", "run_dir", "reason") and not c.startswith("loss")]
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print(shown[cols].to_string(index=False))
+    for _, row in shown[shown.status.isin(["failed", "diverged"])].iterrows():
+        print(f"{row.trial} {row.status}: {row.reason}")

@@ -1,0 +1,200 @@
+"""A sweep: one job, a base config, a grid of hyperparameters, a metric. Expands to trials with ids derived
+from their configs, validates every one on the login node, runs what is not finished, and writes the table.
+
+A sweep file holds no logic:
+
+    SWEEP = Sweep(name="gan_betas", job="gan", metric="fd_domain", mode="min",
+                  base={"train.epochs": 6}, grid={"optim.beta1": [0.3, 0.5, 0.999]})
+    if __name__ == "__main__":
+        main(SWEEP)
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from library.cli import fail, split_overrides
+from library.config import ConfigError, parse, require, to_dict
+from library.files import read_json
+from library.train import STATUS, Resources, load_job
+
+FINISHED = ("completed", "diverged")
+MAX_TRIALS = 5000
+
+
+@dataclass(kw_only=True)
+class Sweep:
+    name: str
+    """Names the results folder results/NAME and the run folder runs/NAME."""
+    job: str
+    """Module in jobs/ that every trial runs."""
+    metric: str
+    """What the table is sorted by and the best epoch is chosen by."""
+    mode: str = "min"
+    """min or max: which way the metric is better."""
+    base: dict[str, Any] = field(default_factory=dict)
+    """Overrides of the job's config shared by every trial."""
+    grid: dict[str, list] = field(default_factory=dict)
+    """Config key -> values; every combination is one trial."""
+    resources: Resources = field(default_factory=Resources)
+    """What each trial runs on."""
+
+
+@dataclass(frozen=True)
+class Trial:
+    id: str
+    params: dict[str, Any]
+    """The grid values that distinguish this trial."""
+    config: dict[str, Any]
+    """The full, validated config (flat, dotted keys)."""
+
+
+def trial_id(job: str, config: dict[str, Any]) -> str:
+    """Deterministic: the same config always gets the same id, so a re-run finds its checkpoints."""
+    digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{job}-{digest[:8]}"
+
+
+def expand(sweep: Sweep) -> list[Trial]:
+    """Every grid point as a validated trial; any bad value fails here, naming the field."""
+    require(sweep.mode in ("min", "max"), "mode", sweep.mode, "min or max")
+    require(bool(sweep.name) and sweep.name.replace("_", "").replace("-", "").isalnum(), "name", sweep.name,
+            "letters, digits, - and _")
+    for key, values in sweep.grid.items():
+        require(isinstance(values, (list, tuple)) and len(values) > 0, f"grid.{key}", values, "a non-empty list")
+        dupes = {repr(v) for v in values if list(values).count(v) > 1}
+        require(not dupes, f"grid.{key}", values, f"distinct values (repeated: {', '.join(sorted(dupes))})")
+    size = 1
+    for values in sweep.grid.values():
+        size *= len(values)
+    require(size <= MAX_TRIALS, "grid", f"{size} trials", f"at most {MAX_TRIALS} trials per sweep; split the sweep")
+    try:
+        job = load_job(sweep.job)
+    except ValueError as e:
+        raise ConfigError("job", sweep.job, str(e)) from None
+    trials = []
+    for combo in itertools.product(*sweep.grid.values()):
+        cfg = parse(job.Config, {**sweep.base, **dict(zip(sweep.grid, combo))})
+        config = to_dict(cfg)
+        trials.append(Trial(trial_id(sweep.job, config), {k: config[k] for k in sweep.grid}, config))
+    metric, _ = job.primary_metric(cfg)
+    require(sweep.metric == metric, "metric", sweep.metric,
+            f"{metric!r}: what job {sweep.job!r} reports with this config")
+    return trials
+
+
+def trial_status(run_root: Path, trial: Trial) -> str:
+    return read_json(run_root / trial.id / STATUS, {}).get("status", "new")
+
+
+def print_table(trials: list[Trial], run_root: Path) -> None:
+    keys = list(trials[0].params) if trials else []
+    rows = [[t.id, *(repr(t.params[k]) for k in keys), trial_status(run_root, t)] for t in trials]
+    header = ["trial", *keys, "status"]
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    for row in [header, *rows]:
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+
+
+class SweepLock:
+    """One invocation of a sweep at a time: a second one refuses instead of running trials twice."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "a+")
+
+    def __enter__(self):
+        try:
+            fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.file.seek(0)
+            fail(f"another invocation of this sweep is running (pid {self.file.read().strip() or '?'}); "
+                 "wait for it to finish, or stop it first")
+        self.file.truncate(0)
+        self.file.write(str(os.getpid()))
+        self.file.flush()
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+        self.file.close()
+
+
+def parse_args(argv: list[str] | None, sweep: Sweep) -> tuple[argparse.Namespace, dict[str, str]]:
+    parser = argparse.ArgumentParser(prog=f"python sweeps/{sweep.name}.py", allow_abbrev=False,
+                                     description=f"Run the {sweep.name} sweep ({sweep.job} job) and write results/{sweep.name}/.",
+                                     epilog="Any other --section.key=value overrides the job config of every trial.")
+    parser.add_argument("--dataset", help="data.name for every trial (python -m library.data list)")
+    parser.add_argument("--epochs", help="train.epochs for every trial")
+    parser.add_argument("--dry-run", action="store_true", help="validate and print the trial table; run nothing")
+    parser.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: as the CPUs allow)")
+    parser.add_argument("--workers-per-trial", type=int, default=None,
+                        help="Ray Train workers (DDP ranks) per trial; 0 = in the trial's own process")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="checkpoints and per-trial files")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="tables, plots, sample grids")
+    args, rest = parser.parse_known_args(argv)
+    overrides = split_overrides(rest)
+    if args.dataset is not None:
+        overrides["data.name"] = args.dataset
+    if args.epochs is not None:
+        overrides["train.epochs"] = args.epochs
+    return args, overrides
+
+
+def main(sweep: Sweep, argv: list[str] | None = None) -> None:
+    from library import results
+    from library.launch import local
+
+    args, overrides = parse_args(argv, sweep)
+    try:
+        if args.workers_per_trial is not None:
+            require(args.workers_per_trial >= 0, "--workers-per-trial", args.workers_per_trial, "an integer >= 0")
+            sweep = replace(sweep, resources=replace(sweep.resources, workers=args.workers_per_trial))
+        require(args.max_concurrent >= 0, "--max-concurrent", args.max_concurrent, "an integer >= 0")
+        # An override of a swept key narrows that axis to the one value (e.g. --optim.beta1=0.5).
+        grid = {k: [overrides.pop(k)] if k in overrides else v for k, v in sweep.grid.items()}
+        trials = expand(replace(sweep, base={**sweep.base, **overrides}, grid=grid))
+    except ConfigError as e:
+        fail(str(e))
+    run_root = (args.runs_dir / sweep.name).resolve()
+    out_dir = (args.results_dir / sweep.name).resolve()
+    print(f"{sweep.name}: {len(trials)} trials of job {sweep.job!r}, metric {sweep.metric} ({sweep.mode})")
+    print_table(trials, run_root)
+    if args.dry_run:
+        return
+    with SweepLock(run_root / ".lock"):
+        prepare(sweep, trials)
+        todo = [t for t in trials if trial_status(run_root, t) not in FINISHED]
+        print(f"{len(trials) - len(todo)} finished before, {len(todo)} to run; logs in {run_root}/ray.log")
+        started = time.time()
+        if todo:
+            local.run(sweep, todo, run_root, args.max_concurrent)
+        table = results.collect(sweep, trials, run_root, out_dir)
+    print(f"\n{sweep.name}: done in {time.time() - started:.0f} s; results in {out_dir}")
+    results.print_summary(table, sweep.metric, sweep.mode)
+
+
+def prepare(sweep: Sweep, trials: list[Trial]) -> None:
+    """Login-node checks and caches, once per distinct data/eval setup: a missing dataset fails here."""
+    from library.data import DatasetNotReady
+
+    job = load_job(sweep.job)
+    seen = set()
+    for t in trials:
+        key = json.dumps({k: v for k, v in t.config.items() if k.startswith(("data.", "eval."))}, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            try:
+                job.prepare(parse(job.Config, t.config))
+            except DatasetNotReady as e:
+                fail(str(e))
+    sys.stdout.flush()

