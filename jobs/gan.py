@@ -44,9 +44,10 @@ class GANJob(Job):
         self.scorer(cfg, "cpu").prepare()
 
     def load_data(self, cfg):
-        data = load_images(cfg.data.name, cfg.data.root or None, "train", cfg.data.image_size)
-        limit = cfg.data.limit or len(data.images)
-        return [data.images[:limit]]
+        images = load_images(cfg.data.name, cfg.data.root or None, "train", cfg.data.image_size).images
+        if cfg.data.limit:  # a fixed random subset: files such as mnist5k are sorted by label
+            images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: cfg.data.limit]]
+        return [images]
 
     def scorer(self, cfg, device) -> FrechetScorer:
         d = cfg.data

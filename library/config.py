@@ -38,7 +38,7 @@ class DataConfig:
     image_size: int = 28
     """Side length the images are resized to: 28, 32 or 64."""
     limit: int = 0
-    """Use only the first N training images (0 = all); for quick runs and tests."""
+    """Train on a fixed random subset of N images (0 = all); for quick runs and tests."""
 
     def check(self, prefix: str) -> None:
         from library.data import DATASETS

@@ -11,7 +11,9 @@ SWEEP = Sweep(
     job="gan",
     metric="fd_domain",
     mode="min",
-    base={"data.name": "mnist5k", "train.epochs": 6},
+    # 32 px gives the generator three up-convolutions; batch 32 doubles the steps per epoch on 5,000 digits.
+    base={"data.name": "mnist5k", "data.image_size": 32, "model.dropout": 0.0, "train.batch_size": 32,
+          "train.epochs": 6},
     grid={"optim.beta1": [0.3, 0.5, 0.999], "optim.beta2": [0.9, 0.999]},
 )
 
