@@ -1,5 +1,5 @@
 """Aggregate a sweep's trials into results/SWEEP/: trials.csv/.parquet (one row per trial), curves.csv/.parquet
-(per-epoch metrics, long format) and samples/TRIAL.png. Rebuilt from the run dirs each time, so a re-run
+(per-epoch metrics, long format), samples/TRIAL.png and sweep.json (metric, mode, swept params). Rebuilt from the run dirs each time, so a re-run
 never duplicates a row."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from library.files import atomic_write, read_json
+from library.files import atomic_write, read_json, write_json
 from library.train import CHECKPOINTS, METRICS, STATUS
 
 
@@ -50,6 +50,8 @@ def collect(sweep, trials, run_root: Path, out_dir: Path) -> pd.DataFrame:
     history = pd.DataFrame(long, columns=["trial", "epoch", "metric", "value"])
     write_frame(table, out_dir / "trials")
     write_frame(history, out_dir / "curves")
+    write_json(out_dir / "sweep.json", {"name": sweep.name, "job": sweep.job, "metric": sweep.metric,
+                                        "mode": sweep.mode, "params": list(sweep.grid), "base": sweep.base})
     return table
 
 

@@ -13,7 +13,7 @@ SWEEP = Sweep(
     mode="min",
     # 32 px gives the generator three up-convolutions; batch 32 doubles the steps per epoch on 5,000 digits.
     base={"data.name": "mnist5k", "data.image_size": 32, "model.dropout": 0.0, "train.batch_size": 32,
-          "train.epochs": 6},
+          "train.epochs": 8},
     grid={"optim.beta1": [0.3, 0.5, 0.999], "optim.beta2": [0.9, 0.999]},
 )
 
