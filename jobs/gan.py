@@ -36,6 +36,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 class GANJob(Job):
     name = "gan"
     Config = GANConfig
+    images = {"samples": "samples.png"}
 
     def primary_metric(self, cfg):
         return metric_name(cfg.eval.extractor), "min"

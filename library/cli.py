@@ -34,6 +34,7 @@ def fail(message: str) -> None:
 def run_job(name: str) -> None:
     """Entry point of `python jobs/NAME.py`: one trial, trained through the harness."""
     from library.sweep import trial_id
+    from library.tracking import wandb_mode
     from library.train import Resources, fit, load_job
 
     job = load_job(name)
@@ -52,7 +53,9 @@ def run_job(name: str) -> None:
     run_dir = args.run_dir or Path("runs") / name / trial_id(name, config)
     print(f"{name}: run dir {run_dir}\n" + "\n".join(f"  {k} = {v!r}" for k, v in config.items()))
     job.prepare(cfg)
-    status = fit(name, config, run_dir, Resources(workers=args.workers, gpus_per_worker=args.gpus_per_worker))
+    tracking = {"project": "dl-studies", "group": name, "job_type": name, "mode": wandb_mode()}
+    status = fit(name, config, run_dir, Resources(workers=args.workers, gpus_per_worker=args.gpus_per_worker),
+                 tracking=tracking)
     print(f"{name}: {status['status']} after {status.get('epoch', 0)} epochs; final {status.get('final', {})}")
     if status.get("reason"):
         print(status["reason"])

@@ -25,6 +25,7 @@ from typing import Any
 from library.cli import fail, split_overrides
 from library.config import ConfigError, parse, require, to_dict
 from library.files import read_json
+from library.tracking import sync_hint, wandb_mode
 from library.train import STATUS, Resources, load_job
 
 FINISHED = ("completed", "diverged")
@@ -47,6 +48,13 @@ class Sweep:
     """Config key -> values; every combination is one trial."""
     resources: Resources = field(default_factory=Resources)
     """What each trial runs on."""
+    project: str = "dl-studies"
+    """W&B project of the trials' runs (group = the sweep's name)."""
+
+    def tracking(self) -> dict[str, Any]:
+        """W&B settings for every trial, decided once on the login node (see library.tracking)."""
+        return {"project": self.project, "group": self.name, "job_type": self.job, "tags": [self.name],
+                "mode": wandb_mode()}
 
 
 @dataclass(frozen=True)
@@ -181,6 +189,8 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         table = results.collect(sweep, trials, run_root, out_dir)
     print(f"\n{sweep.name}: done in {time.time() - started:.0f} s; results in {out_dir}")
     results.print_summary(table, sweep.metric, sweep.mode)
+    if hint := sync_hint(run_root):
+        print(f"W&B runs are offline; upload them with:  {hint}")
 
 
 def prepare(sweep: Sweep, trials: list[Trial]) -> None:

@@ -25,6 +25,7 @@ from torch import nn
 
 from library.config import parse, to_dict
 from library.files import atomic_write, read_json, write_json
+from library.tracking import Tracker
 
 STATUS = "status.json"
 METRICS = "metrics.json"
@@ -49,6 +50,8 @@ class Job:
 
     name: str
     Config: type
+    images: dict[str, str] = {}
+    """W&B key -> image file (relative to the run dir) that `evaluate` writes; logged after each evaluation."""
 
     def primary_metric(self, cfg) -> tuple[str, str]:
         """(metric, "min" or "max") that picks the best epoch."""
@@ -119,15 +122,16 @@ class Context:
 
 
 def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resources: Resources,
-        *, report_to_tune: bool = False) -> dict[str, Any]:
-    """Train one trial to the end (resuming if its run dir has a checkpoint); returns its final status."""
+        *, report_to_tune: bool = False, tracking: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train one trial to the end (resuming if its run dir has a checkpoint); returns its final status.
+    `tracking` holds the W&B run settings (see library.tracking); None logs nothing to W&B."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     loop_config = {"job": job_name, "config": config, "run_dir": str(run_dir), "launched_at": time.time(),
-                   "threads": resources.cpus_per_worker, "gpu": resources.gpus_per_worker > 0,
+                   "threads": resources.cpus_per_worker, "gpu": resources.gpus_per_worker > 0, "tracking": tracking,
                    "report_to": "tune" if report_to_tune and resources.workers == 0 else "train"}
     callbacks = []
     if report_to_tune and resources.workers > 0:
@@ -177,12 +181,25 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     models, ctx.optimizers = job.build(cfg, ctx)
     ctx.models = {k: wrap_ddp(m, ctx) for k, m in models.items()}
     state = restore(ctx, to_dict(cfg)) or {"epoch": 0, "history": [], "best": None, "elapsed_s": 0.0}
-    started = time.time() - state["elapsed_s"]
     status = {"status": "running", "reason": "", "metric": metric, "mode": mode,
               "startup_s": round(time.time() - loop_config["launched_at"], 2), "workers": ctx.world_size,
               "resumed_from_epoch": state["epoch"]}
+    tracker = Tracker(loop_config["tracking"] if ctx.rank == 0 else None, ctx.run_dir.name, to_dict(cfg), ctx.run_dir)
+    try:
+        train_epochs(job, ctx, data, state, status, report, tracker)
+    except BaseException:
+        tracker.finish(exit_code=1)
+        raise
+    tracker.summarize({"status": status["status"], **{k: status.get(k) for k in (f"best_{metric}", "best_epoch")}})
+    tracker.finish()
+
+
+def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, status: dict, report, tracker) -> None:
+    cfg = ctx.cfg
+    metric, mode = status["metric"], status["mode"]
+    started = time.time() - state["elapsed_s"]
     if state["epoch"] >= cfg.train.epochs:  # finished before; nothing to redo
-        status.update(finished_status(state, metric))
+        status.update(finished_status(state, metric), status="completed")
         write_status(ctx, status, state["history"])
         return
 
@@ -190,12 +207,15 @@ def train_loop(loop_config: dict[str, Any]) -> None:
         ctx.epoch = epoch
         last = epoch + 1 == cfg.train.epochs
         metrics = {"epoch": epoch + 1, **run_epoch(job, ctx, data)}
-        if last or (epoch + 1) % cfg.eval.every == 0:
+        evaluated = last or (epoch + 1) % cfg.eval.every == 0
+        if evaluated:
             metrics.update(evaluate_on_rank0(job, ctx, final=last))
         if ctx.world_size > 1:
             metrics["ddp_weight_spread"] = weight_spread(ctx)
         metrics["elapsed_s"] = round(time.time() - started, 2)
         state["epoch"], state["elapsed_s"] = epoch + 1, metrics["elapsed_s"]
+        images = {k: ctx.run_dir / v for k, v in job.images.items()} if evaluated else {}
+        tracker.log(metrics, step=epoch + 1, images=images)
 
         problem = divergence(metrics, metric, cfg.train.max_loss)
         if problem:

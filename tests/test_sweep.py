@@ -89,3 +89,46 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_matches_an_uninterrupted_run(tm
     assert status["status"] == "completed" and status["resumed_from_epoch"] >= 1
     (straight,) = read_json(next(straight_dir.glob("runs/tiny/*/status.json")))["final"],
     assert status["final"] | {"elapsed_s": 0} == straight | {"elapsed_s": 0}
+
+
+def wandb_records(path: Path) -> list:
+    """The records of an offline W&B run file (LevelDB log format behind a 7-byte ':W&B' header)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data, block = path.read_bytes(), 32768
+    assert data[:4] == b":W&B"
+    records, chunk, pos = [], b"", 7
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # a block's tail too short for a header is padding
+            pos += block - pos % block
+            continue
+        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
+        chunk += data[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):  # FULL or LAST: a whole record
+            record = pb.Record()
+            record.ParseFromString(chunk)
+            records.append(record)
+            chunk = b""
+    return records
+
+
+def test_every_trial_has_an_offline_wandb_run_with_its_metrics_and_images(swept):
+    import json
+
+    folder, _, first = swept
+    assert "wandb sync" in first.stdout
+    for trial in pd.read_csv(folder / "results/tiny/trials.csv").to_dict("records"):
+        (run_file,) = (folder / "runs/tiny" / trial["trial"] / "wandb").glob("offline-run-*/run-*.wandb")
+        records = wandb_records(run_file)
+        (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
+        assert (run.run_id, run.run_group, run.job_type, run.project) == (trial["trial"], "tiny", "gan", "dl-studies")
+        config = {i.key: json.loads(i.value_json) for i in run.config.update}
+        assert config["train.max_loss"] == trial["train.max_loss"] and config["data.limit"] == 640
+        history = [{i.key or ".".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
+                   for r in records if r.WhichOneof("record_type") == "history"]
+        assert [h["epoch"] for h in history] == list(range(1, trial["epochs"] + 1))
+        if trial["status"] == "completed":
+            assert history[-1]["fd_domain"] == pytest.approx(trial["fd_domain"])
+            assert history[-1]["samples._type"] == "image-file"
+            assert (run_file.parent / "files" / history[-1]["samples.path"]).stat().st_size > 500

@@ -18,6 +18,7 @@ from library.train import STATUS, Resources, fit
 
 
 def run(sweep, trials, run_root: Path, max_concurrent: int = 0) -> None:
+    tracking = sweep.tracking()
     import ray
     from ray import tune
 
@@ -31,7 +32,8 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0) -> None:
     try:
         # In local mode the trial process trains, so it holds the CPUs; otherwise the Train workers hold them.
         trial_resources = {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker} if res.workers == 0 else {"cpu": 0}
-        trainable = tune.with_resources(tune.with_parameters(run_trial, job=sweep.job, resources=res), trial_resources)
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, job=sweep.job, resources=res, tracking=tracking), trial_resources)
         space = {"trial": tune.grid_search([{"id": t.id, "config": t.config, "run_dir": str(run_root / t.id)}
                                             for t in trials])}
         tuner = tune.Tuner(
@@ -45,10 +47,10 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0) -> None:
         ray.shutdown()
 
 
-def run_trial(param: dict, job: str, resources: Resources) -> None:
+def run_trial(param: dict, job: str, resources: Resources, tracking: dict) -> None:
     """One Tune trial: train it to the end; a failure is recorded in its status, not raised."""
     trial = param["trial"]
-    fit(job, trial["config"], trial["run_dir"], resources, report_to_tune=True)
+    fit(job, trial["config"], trial["run_dir"], resources, report_to_tune=True, tracking=tracking)
 
 
 def route_ray_logs(path: Path) -> None:

@@ -1,0 +1,85 @@
+"""Weights & Biases runs: one per trial, logged from rank 0 only.
+
+Offline by default (no account needed; runs land in RUN_DIR/wandb/offline-run-* and `wandb sync` uploads
+them later); online when the user is logged in (WANDB_API_KEY or `wandb login`), or as WANDB_MODE says.
+W&B is imported lazily, and a W&B failure (outage, bad key, full disk) never stops training: the tracker
+prints one warning and turns itself off. We never read the API key beyond checking that one exists, and never
+write it anywhere.
+"""
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+
+def wandb_mode() -> str:
+    """online when an API key is configured, else offline; WANDB_MODE (online/offline/disabled) wins."""
+    if os.environ.get("WANDB_MODE"):
+        return os.environ["WANDB_MODE"]
+    if os.environ.get("WANDB_API_KEY"):
+        return "online"
+    try:
+        return "online" if netrc.netrc().authenticators("api.wandb.ai") else "offline"
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return "offline"
+
+
+class Tracker:
+    """A W&B run for one trial. `settings` comes from the driver (project, group, job_type, tags, mode)."""
+
+    def __init__(self, settings: dict[str, Any] | None, trial: str, config: dict[str, Any], run_dir: Path):
+        self.run = None
+        if not settings or settings.get("mode") == "disabled":
+            return
+        try:
+            import wandb
+
+            self.run = wandb.init(
+                project=settings["project"], group=settings.get("group"), job_type=settings.get("job_type"),
+                tags=settings.get("tags"), name=trial, id=trial, resume="allow", config=config, dir=str(run_dir),
+                mode=settings["mode"], settings=wandb.Settings(silent=True, console="off", init_timeout=60))
+        except Exception as e:  # no W&B is no reason to lose a trial
+            print(f"warning: W&B run not started ({type(e).__name__}: {e}); training goes on without it")
+
+    def log(self, metrics: dict[str, float], step: int, images: dict[str, Path]) -> None:
+        if self.run is None:
+            return
+        try:
+            import wandb
+
+            media = {k: wandb.Image(str(p)) for k, p in images.items() if p.exists()}
+            self.run.log({**metrics, **media}, step=step)
+        except Exception as e:
+            self._give_up(e)
+
+    def summarize(self, summary: dict[str, Any]) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.summary.update({k: v for k, v in summary.items() if v is not None})
+        except Exception as e:
+            self._give_up(e)
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is None:
+            return
+        try:
+            self.run.finish(exit_code=exit_code)
+        except Exception as e:
+            self._give_up(e)
+        self.run = None
+
+    def _give_up(self, e: Exception) -> None:
+        print(f"warning: W&B logging stopped ({type(e).__name__}: {e}); training goes on without it")
+        self.run = None
+
+
+def offline_runs(run_root: Path) -> list[Path]:
+    return sorted(run_root.glob("*/wandb/offline-run-*"))
+
+
+def sync_hint(run_root: Path) -> str:
+    """The command that uploads a sweep's offline runs, or "" if there are none."""
+    return f"wandb sync {run_root}/*/wandb/offline-run-*" if offline_runs(run_root) else ""

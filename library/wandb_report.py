@@ -1,0 +1,108 @@
+"""The W&B report of one sweep, built with wandb-workspaces (`wandb_workspaces.reports.v2`).
+
+`report_spec` builds the report offline; `publish` saves it to W&B (online, needs `wandb login`).
+The report shows the sweep's runs (W&B group = sweep name): a parallel-coordinates plot of every swept
+param against the best value of the metric, one scatter plot per param, learning curves per epoch, the
+D/G losses, the "samples" images, and a run comparer.
+
+Config keys: a trial's config is logged flat, with dotted keys ("optim.beta1"), which W&B stores as
+{"optim.beta1": {"value": ...}}, so its accessor is "config:optim.beta1.value". wandb-workspaces'
+`Config("optim.beta1")` assumes a nested dict instead and writes "config:optim.value.beta1", which would
+match nothing; the two small subclasses below write the flat accessor.
+"""
+from __future__ import annotations
+
+import os
+
+import wandb_workspaces.reports.v2 as wr
+from wandb_workspaces import expr
+
+MODES = {"min": "lower is better", "max": "higher is better"}
+
+
+def config_accessor(key: str) -> str:
+    """The W&B accessor of a flat config key, dots and all: "optim.beta1" -> "config:optim.beta1.value"."""
+    return f"config:{key}.value"
+
+
+class _FlatConfigColumn(wr.ParallelCoordinatesPlotColumn):
+    """A parallel-coordinates column of a flat (possibly dotted) config key."""
+
+    def _to_model(self):
+        model = super()._to_model()
+        if isinstance(self.metric, wr.Config):
+            model.accessor = config_accessor(self.metric.name)
+        return model
+
+
+class _FlatConfigScatter(wr.ScatterPlot):
+    """A scatter plot whose x is a flat (possibly dotted) config key."""
+
+    def _to_model(self):
+        model = super()._to_model()
+        if isinstance(self.x, wr.Config):
+            model.config.x_axis = config_accessor(self.x.name)
+        return model
+
+
+def report_spec(sweep: str, project: str, entity: str | None, metric: str, mode: str, params: list[str],
+                job: str) -> wr.Report:
+    """The wandb_workspaces.reports.v2.Report object for one sweep (not saved).
+
+    entity None leaves it empty (building then needs no network); `publish` fills in the default entity.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+    best = wr.SummaryMetric(f"best_{metric}")  # what the harness puts in each run's summary
+    title = f"{sweep}: {metric} over {', '.join(params)}"
+    runset = wr.Runset(
+        entity=entity or "", project=project, name=sweep,
+        filters=expr.And(expr.Metric("Group") == sweep),
+        order=[wr.OrderBy(best, ascending=mode == "min")],
+        pinned_columns=[config_accessor(p) for p in params] + [f"summary:best_{metric}"])
+    panels = [
+        wr.ParallelCoordinatesPlot(
+            title=f"best {metric} by {', '.join(params)}",
+            columns=[_FlatConfigColumn(metric=wr.Config(p), display_name=p) for p in params]
+            + [wr.ParallelCoordinatesPlotColumn(metric=best, display_name=f"best {metric}")],
+            layout=wr.Layout(w=24, h=8)),
+        *(_FlatConfigScatter(title=f"best {metric} vs {p}", x=wr.Config(p), y=best) for p in params),
+        wr.LinePlot(title=f"{metric} per epoch", x="epoch", y=[metric]),
+        wr.LinePlot(title="D and G losses per epoch", x="epoch", y=["loss_d", "loss_g"]),
+        wr.MediaBrowser(title="samples", media_keys=["samples"], gallery_axis="step",
+                        layout=wr.Layout(w=24, h=10)),
+        wr.RunComparer(diff_only="split", layout=wr.Layout(w=24, h=10)),
+    ]
+    text = [f"Sweep {sweep} (job {job}): {len(params)} swept param(s), {', '.join(params)}; "
+            f"metric {metric}, best per run, {MODES[mode]}. Reproduce with ",
+            wr.InlineCode(f"python sweeps/{sweep}.py"), "."]
+    return wr.Report(
+        project=project, entity=entity or "", title=title[:128],
+        description=f"{metric} ({MODES[mode]}) over {', '.join(params)}",
+        blocks=[wr.P(text=text), wr.PanelGrid(runsets=[runset], panels=panels)])
+
+
+def has_api_key() -> bool:
+    """Whether W&B credentials are configured here (env or netrc); reads no more than that, never the network."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    from wandb.sdk.lib.wbauth import read_netrc_auth
+
+    try:
+        return bool(read_netrc_auth(host=os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")))
+    except Exception:  # a malformed entry is no usable key
+        return False
+
+
+def publish(sweep: str, project: str, entity: str | None, metric: str, mode: str, params: list[str],
+            job: str) -> str:
+    """Save the report online (needs `wandb login`); returns its URL."""
+    if not has_api_key():
+        raise RuntimeError("no W&B API key is configured: run `wandb login`, "
+                           f"then `python -m library.report {sweep} --wandb`")
+    import wandb
+
+    entity = entity or wandb.Api().default_entity
+    report = report_spec(sweep, project, entity, metric, mode, params, job)
+    report.save()
+    return report.url

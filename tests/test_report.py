@@ -1,0 +1,208 @@
+"""library.report: the self-contained HTML report of a sweep, built from a small realistic results folder."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from library import report
+
+METRIC = "fd_domain"
+# lr x loss grid: lr spans 2 decades (log axis), loss is categorical. One diverged, one failed.
+TRIALS = [  # id, lr, loss, status, reason, best
+    ("gan-aaaa0001", 2e-4, "bce", "completed", "", 21.5),
+    ("gan-aaaa0002", 1e-3, "bce", "completed", "", 35.25),
+    ("gan-aaaa0003", 2e-4, "lsgan", "completed", "", 18.125),
+    ("gan-aaaa0004", 1e-3, "lsgan", "completed", "", 60.0),
+    ("gan-aaaa0005", 1e-2, "bce", "diverged", "loss_d is 3.8e+04 in epoch 3", 150.0),
+    ("gan-aaaa0006", 1e-2, "lsgan", "failed", "RuntimeError: CUDA out of memory <boom> & co", None),
+]
+BEST_FIRST = ["gan-aaaa0003", "gan-aaaa0001", "gan-aaaa0002", "gan-aaaa0004"]
+
+
+def sample_png(path: Path, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    grid = (rng.random((4 * 30 + 2, 4 * 30 + 2, 3)) * 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(path)
+
+
+def make_results(root: Path, trials=TRIALS, params=("optim.lr", "loss"), mode="min", epochs=4,
+                 curves=True, samples=True) -> Path:
+    out = root / "results" / "demo"
+    out.mkdir(parents=True)
+    (out / "sweep.json").write_text(json.dumps({"name": "demo", "job": "gan", "metric": METRIC, "mode": mode,
+                                                "params": list(params), "base": {"train.epochs": epochs}}))
+    rows, long = [], []
+    for i, (tid, lr, loss, status, reason, best) in enumerate(trials):
+        row = {"trial": tid, **dict(zip(params, (lr, loss))), "status": status, "reason": reason,
+               "epochs": 0 if status == "failed" else epochs, METRIC: None if best is None else best * 1.05,
+               f"best_{METRIC}": best, "best_epoch": None if best is None else epochs,
+               f"{METRIC}_n_fake": 1000, "loss_d": None if best is None else 0.7, "loss_g": 1.5,
+               "wall_s": 61.0 + i, "startup_s": 2.0, "checkpoint": "", "run_dir": f"/runs/demo/{tid}"}
+        rows.append(row)
+        if curves and best is not None:
+            for ep in range(1, epochs + 1):
+                for name, value in ((METRIC, best * (epochs + 1 - ep)), ("loss_d", 0.5 / ep + i / 10), ("loss_g", 1 + ep * (1 + i / 5)),
+                                    ("elapsed_s", 10.0 * ep)):
+                    long.append({"trial": tid, "epoch": ep, "metric": name, "value": value})
+        if samples and status != "failed":
+            sample_png(out / "samples" / f"{tid}.png", i)
+    pd.DataFrame(rows).to_csv(out / "trials.csv", index=False)
+    pd.DataFrame(long, columns=["trial", "epoch", "metric", "value"]).to_csv(out / "curves.csv", index=False)
+    return out
+
+
+def images(page: str) -> list[str]:
+    return re.findall(r"<img\b[^>]*>", page)
+
+
+def check_self_contained(page: str) -> list[Image.Image]:
+    """No external resource of any kind; every <img> is an inline PNG that decodes. Returns the images."""
+    low = page.lower()
+    for bad in ('src="http', "src='http", "<link", "<script", "url(", "@import", "@font-face"):
+        assert bad not in low, bad
+    decoded = []
+    for tag in images(page):
+        m = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', tag)
+        assert m, tag[:120]
+        im = Image.open(io.BytesIO(base64.b64decode(m.group(1), validate=True)))
+        im.load()  # raises on a truncated or corrupt PNG
+        assert im.format == "PNG" and im.width > 0 and im.height > 0
+        decoded.append(im)
+    return decoded
+
+
+def summary_order(page: str) -> list[str]:
+    table = re.search(r'<table class="summary">(.*?)</table>', page, re.S).group(1)
+    return re.findall(r'<td class="id">([^<]+)</td>', table)
+
+
+def test_report_is_self_contained_with_plots_and_samples(tmp_path):
+    out = make_results(tmp_path)
+    path = report.build_report(out)
+    assert path == out / "report.html"
+    page = path.read_text()
+    decoded = check_self_contained(page)
+    plots = ["metric_vs_optim.lr.png", "metric_vs_loss.png", f"curves_{METRIC}.png", "curves_losses.png"]
+    for name in plots:
+        assert Image.open(out / "plots" / name).format == "PNG"
+    assert len(decoded) == len(plots) + 5  # the failed trial has no sample grid
+    assert "no sample grid" in page and "image-rendering: pixelated" in page
+    assert "Sweep demo" in page and "lower is better" in page and METRIC in page
+    assert not list(out.glob(".*.tmp")) and not list((out / "plots").glob(".*.tmp"))  # atomic writes left nothing
+
+
+def test_table_best_first_and_failures_last_with_reasons(tmp_path):
+    page = report.build_report(make_results(tmp_path)).read_text()
+    order = summary_order(page)
+    assert order[:4] == BEST_FIRST
+    assert set(order[4:]) == {"gan-aaaa0005", "gan-aaaa0006"}
+    assert page.count('class="bad"') == 2
+    assert "loss_d is 3.8e+04 in epoch 3" in page
+    assert "CUDA out of memory &lt;boom&gt; &amp; co" in page and "<boom>" not in page  # escaped
+    failures = page.split("Failed and diverged trials", 1)[1]
+    assert "gan-aaaa0005" in failures and "gan-aaaa0006" in failures and "<p>none</p>" not in failures
+    assert "18.12" in page and "18.125" not in page.split("<h2>Plots", 1)[0]  # 4 significant digits
+
+
+def test_mode_max_ranks_highest_first(tmp_path):
+    page = report.build_report(make_results(tmp_path, mode="max")).read_text()
+    assert summary_order(page)[:4] == BEST_FIRST[::-1]
+    assert "higher is better" in page
+
+
+@pytest.mark.parametrize("case", ["all_failed", "one_param", "single_trial", "no_curves_no_samples", "bad_png"])
+def test_edge_cases_do_not_crash(tmp_path, case):
+    if case == "all_failed":
+        trials = [(t, lr, loss, "failed", "ValueError: bad", None) for t, lr, loss, *_ in TRIALS]
+        out = make_results(tmp_path, trials=trials)
+    elif case == "one_param":
+        out = make_results(tmp_path, params=("optim.lr",))
+    elif case == "single_trial":
+        out = make_results(tmp_path, trials=TRIALS[:1], params=())
+    elif case == "no_curves_no_samples":
+        out = make_results(tmp_path, curves=False, samples=False)
+        (out / "curves.csv").unlink()
+    else:
+        out = make_results(tmp_path)
+        (out / "samples" / "gan-aaaa0001.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    page = report.build_report(out).read_text()
+    check_self_contained(page)
+    assert "Failed and diverged trials" in page
+    if case == "all_failed":
+        assert f"No trial reported {METRIC}" in page
+        assert len(summary_order(page)) == len(TRIALS)
+    if case == "single_trial":
+        assert not list((out / "plots").glob("metric_vs_*.png"))
+        assert "<p>none</p>" in page
+    if case == "one_param":
+        assert [p.name for p in (out / "plots").glob("metric_vs_*.png")] == ["metric_vs_optim.lr.png"]
+    if case == "bad_png":
+        assert page.count("no sample grid") == 2
+
+
+def test_cli(tmp_path, capsys):
+    out = make_results(tmp_path)
+    report.main(["demo", "--results-dir", str(out.parent)])
+    assert capsys.readouterr().out.strip() == str(out / "report.html")
+    with pytest.raises(SystemExit):
+        report.main(["nope", "--results-dir", str(out.parent)])
+
+
+# ---------------------------------------------------------------------------------------------- real browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+# Injected into a copy of the page only (the report itself has no JS): records how many images decoded.
+PROBE = """<script>window.addEventListener('load', () => {
+  const imgs = Array.from(document.images);
+  document.body.setAttribute('data-images', imgs.length);
+  document.body.setAttribute('data-broken', imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length);
+});</script></body>"""
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
+        capture_output=True, text=True, timeout=90)
+
+
+def loaded_images(tmp_path: Path, page: Path) -> tuple[int, int]:
+    probe = page.with_name("probe_" + page.name)
+    probe.write_text(page.read_text().replace("</body>", PROBE))
+    dom = chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
+    m = re.search(r'data-images="(\d+)" data-broken="(\d+)"', dom)
+    assert m, dom[-500:]
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
+def test_renders_in_headless_chromium(tmp_path):
+    out = make_results(tmp_path)
+    page = report.build_report(out)
+    n_images = len(images(page.read_text()))
+
+    shot = tmp_path / "shot.png"
+    chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,3000", page.as_uri())
+    assert shot.exists(), "chromium wrote no screenshot"
+    im = Image.open(shot).convert("RGB")
+    assert im.size == (1200, 3000)
+    pixels = np.asarray(im)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 500  # text, plots and noisy samples, not a blank page
+    assert (pixels < 128).any(axis=2).mean() > 0.01  # some dark ink
+
+    assert loaded_images(tmp_path, page) == (n_images, 0)
+    # The probe itself must catch a broken image.
+    broken = out / "broken.html"
+    broken.write_text('<html><body><img src="data:image/png;base64,iVBORw0KGgoAAAA="></body></html>')
+    assert loaded_images(tmp_path, broken) == (1, 1)
