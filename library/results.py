@@ -68,3 +68,43 @@ def print_summary(table: pd.DataFrame, metric: str, mode: str) -> None:
         print(shown[cols].to_string(index=False))
     for _, row in shown[shown.status.isin(["failed", "diverged"])].iterrows():
         print(f"{row.trial} {row.status}: {row.reason}")
+
+
+def compare(sweeps: list[str], results_dir: Path) -> pd.DataFrame:
+    """Several sweeps' trial tables as one, with a `sweep` column first; columns a sweep lacks are empty."""
+    frames = []
+    for name in sweeps:
+        path = results_dir / name / "trials.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"no results for sweep {name!r} at {path}; run python sweeps/{name}.py first")
+        frames.append(pd.read_csv(path).assign(sweep=name))
+    table = pd.concat(frames, ignore_index=True)
+    return table[["sweep", *[c for c in table.columns if c != "sweep"]]]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m library.results")
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmp = sub.add_parser("compare", help="combine the trial tables of several sweeps into one")
+    cmp.add_argument("sweeps", nargs="+")
+    cmp.add_argument("--results-dir", type=Path, default=Path("results"))
+    cmp.add_argument("--out", type=Path, help="also write the combined table here (.csv or .parquet)")
+    args = parser.parse_args(argv)
+    try:
+        table = compare(args.sweeps, args.results_dir)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    if args.out:
+        write = table.to_parquet if args.out.suffix == ".parquet" else table.to_csv
+        atomic_write(args.out, lambda tmp: write(tmp, index=False))
+    cols = [c for c in table.columns if c not in ("checkpoint", "run_dir", "reason") and not c.startswith("loss")]
+    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format", "{:.4g}".format):
+        print(table[cols].to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

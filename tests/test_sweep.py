@@ -132,3 +132,18 @@ def test_every_trial_has_an_offline_wandb_run_with_its_metrics_and_images(swept)
             assert history[-1]["fd_domain"] == pytest.approx(trial["fd_domain"])
             assert history[-1]["samples._type"] == "image-file"
             assert (run_file.parent / "files" / history[-1]["samples.path"]).stat().st_size > 500
+
+
+def test_compare_combines_sweeps_into_one_table(swept, tmp_path):
+    from library.results import compare
+
+    folder, _, _ = swept
+    results = folder / "results"
+    other = results / "other"
+    other.mkdir(exist_ok=True)
+    pd.read_csv(results / "tiny/trials.csv").head(1).to_csv(other / "trials.csv", index=False)
+    table = compare(["tiny", "other"], results)
+    assert table.columns[0] == "sweep" and table.sweep.tolist() == ["tiny", "tiny", "other"]
+    out = subprocess.run([sys.executable, "-m", "library.results", "compare", "tiny", "missing", "--results-dir",
+                          str(results)], capture_output=True, text=True)
+    assert out.returncode == 2 and "run python sweeps/missing.py first" in out.stderr
