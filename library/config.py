@@ -141,6 +141,11 @@ def _build(cls: type, overrides: dict[str, Any], prefix: str) -> Any:
 
 def coerce(key: str, value: Any, kind: type) -> Any:
     """A value of the field's type: Python values are type-checked, command-line strings converted."""
+    if typing.get_origin(kind) is list:
+        item = typing.get_args(kind)[0]
+        if not (isinstance(value, list) and all(type(v) is item for v in value)):
+            raise ConfigError(key, value, f"a list of {item.__name__}")
+        return value
     if isinstance(value, str) and kind is not str:
         try:
             value = ast.literal_eval(value) if kind is not bool else {"true": True, "false": False}[value.lower()]

@@ -28,7 +28,7 @@ from library.files import read_json
 from library.tracking import sync_hint, wandb_mode
 from library.train import STATUS, Resources, load_job
 
-FINISHED = ("completed", "diverged")
+FINISHED = ("completed", "diverged")  # and "failed", unless --retry-failed
 MAX_TRIALS = 5000
 
 
@@ -144,9 +144,19 @@ def parse_args(argv: list[str] | None, sweep: Sweep) -> tuple[argparse.Namespace
     parser.add_argument("--dataset", help="data.name for every trial (python -m library.data list)")
     parser.add_argument("--epochs", help="train.epochs for every trial")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the trial table; run nothing")
+    parser.add_argument("--backend", choices=["auto", "local", "slurm"], default="auto",
+                        help="local: Ray Tune on this machine; slurm: one array task per trial (auto: slurm "
+                             "when sbatch is on PATH)")
+    parser.add_argument("--site", default=os.environ.get("LIBRARY_SITE"),
+                        help="Slurm site profile, TOML (see slurm/site.example.toml; default $LIBRARY_SITE)")
+    parser.add_argument("--detach", action="store_true", help="slurm: submit and return at once")
+    parser.add_argument("--status", action="store_true", help="show the trials' state and rebuild the results")
+    parser.add_argument("--cancel", action="store_true", help="slurm: cancel this sweep's queued and running tasks")
+    parser.add_argument("--retry-failed", action="store_true", help="run failed trials again")
     parser.add_argument("--max-concurrent", type=int, default=0, help="trials at once (default: as the CPUs allow)")
     parser.add_argument("--workers-per-trial", type=int, default=None,
                         help="Ray Train workers (DDP ranks) per trial; 0 = in the trial's own process")
+    parser.add_argument("--gpus-per-worker", type=int, default=None, help="GPUs per Ray Train worker")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="checkpoints and per-trial files")
     parser.add_argument("--results-dir", type=Path, default=Path("results"), help="tables, plots, sample grids")
     args, rest = parser.parse_known_args(argv)
@@ -158,36 +168,87 @@ def parse_args(argv: list[str] | None, sweep: Sweep) -> tuple[argparse.Namespace
     return args, overrides
 
 
+def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str]) -> tuple[Sweep, list[Trial]]:
+    """The sweep as the command line changes it, and its validated trials."""
+    res = sweep.resources
+    if args.workers_per_trial is not None:
+        require(args.workers_per_trial >= 0, "--workers-per-trial", args.workers_per_trial, "an integer >= 0")
+        res = replace(res, workers=args.workers_per_trial)
+    if args.gpus_per_worker is not None:
+        require(args.gpus_per_worker >= 0, "--gpus-per-worker", args.gpus_per_worker, "an integer >= 0")
+        res = replace(res, gpus_per_worker=args.gpus_per_worker)
+    require(args.max_concurrent >= 0, "--max-concurrent", args.max_concurrent, "an integer >= 0")
+    # An override of a swept key narrows that axis to the one value (e.g. --optim.beta1=0.5).
+    grid = {k: [overrides.pop(k)] if k in overrides else v for k, v in sweep.grid.items()}
+    sweep = replace(sweep, base={**sweep.base, **overrides}, grid=grid, resources=res)
+    return sweep, expand(sweep)
+
+
 def main(sweep: Sweep, argv: list[str] | None = None) -> None:
-    from library import results
-    from library.launch import local
+    from library.launch import slurm
 
     args, overrides = parse_args(argv, sweep)
     try:
-        if args.workers_per_trial is not None:
-            require(args.workers_per_trial >= 0, "--workers-per-trial", args.workers_per_trial, "an integer >= 0")
-            sweep = replace(sweep, resources=replace(sweep.resources, workers=args.workers_per_trial))
-        require(args.max_concurrent >= 0, "--max-concurrent", args.max_concurrent, "an integer >= 0")
-        # An override of a swept key narrows that axis to the one value (e.g. --optim.beta1=0.5).
-        grid = {k: [overrides.pop(k)] if k in overrides else v for k, v in sweep.grid.items()}
-        trials = expand(replace(sweep, base={**sweep.base, **overrides}, grid=grid))
+        sweep, trials = configure(sweep, args, overrides)
+        backend = args.backend if args.backend != "auto" else ("slurm" if slurm.slurm_available() else "local")
+        site = slurm.load_site(args.site) if backend == "slurm" else None
     except ConfigError as e:
         fail(str(e))
     run_root = (args.runs_dir / sweep.name).resolve()
     out_dir = (args.results_dir / sweep.name).resolve()
-    print(f"{sweep.name}: {len(trials)} trials of job {sweep.job!r}, metric {sweep.metric} ({sweep.mode})")
+    if args.cancel:
+        cancelled = slurm.cancel(run_root) if backend == "slurm" else []
+        print(f"{sweep.name}: cancelled {len(cancelled)} Slurm job(s) {' '.join(cancelled)}")
+        return
+    print(f"{sweep.name}: {len(trials)} trials of job {sweep.job!r}, metric {sweep.metric} ({sweep.mode}), "
+          f"backend {backend}")
     print_table(trials, run_root)
     if args.dry_run:
         return
+    if args.status:
+        if backend == "slurm":
+            slurm.reconcile(run_root, [t.id for t in trials])
+        finish(sweep, trials, run_root, out_dir)
+        return
+    finished = FINISHED if args.retry_failed else (*FINISHED, "failed")
+    started = time.time()
     with SweepLock(run_root / ".lock"):
         prepare(sweep, trials)
-        todo = [t for t in trials if trial_status(run_root, t) not in FINISHED]
-        print(f"{len(trials) - len(todo)} finished before, {len(todo)} to run; logs in {run_root}/ray.log")
-        started = time.time()
-        if todo:
-            local.run(sweep, todo, run_root, args.max_concurrent)
-        table = results.collect(sweep, trials, run_root, out_dir)
-    print(f"\n{sweep.name}: done in {time.time() - started:.0f} s; results in {out_dir}")
+        todo = [t for t in trials if trial_status(run_root, t) not in finished]
+        if backend == "slurm":
+            running = slurm.active_trials(run_root)
+            todo = [t for t in todo if t.id not in running]
+            print(f"{len(trials) - len(todo) - len(running & {t.id for t in trials})} finished before, "
+                  f"{len(running)} still queued or running, {len(todo)} to submit")
+            try:
+                jobs = slurm.submit(sweep, todo, run_root, site, sweep.tracking()) if todo else {}
+            except (ConfigError, RuntimeError) as e:
+                fail(str(e))
+            if jobs:
+                print(f"submitted Slurm job(s) {' '.join(sorted({j.split('_')[0] for j in jobs.values()}))}; "
+                      f"task logs in {run_root}/slurm, results will appear in {out_dir}")
+        else:
+            print(f"{len(trials) - len(todo)} finished before, {len(todo)} to run; logs in {run_root}/ray.log")
+            if todo:
+                from library.launch import local
+
+                local.run(sweep, todo, run_root, args.max_concurrent)
+    if backend == "slurm":
+        if args.detach:
+            print(f"detached. Follow with: python sweeps/{sweep.name}.py --status")
+            return
+        slurm.follow(run_root, [t.id for t in trials], sweep.metric)
+        slurm.reconcile(run_root, [t.id for t in trials])
+    print(f"\n{sweep.name}: done in {time.time() - started:.0f} s")
+    finish(sweep, trials, run_root, out_dir)
+
+
+def finish(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) -> None:
+    """Write the results table and print it, best first."""
+    from library import results
+
+    table = results.collect(sweep, trials, run_root, out_dir)
+    print(f"results in {out_dir}")
     results.print_summary(table, sweep.metric, sweep.mode)
     if hint := sync_hint(run_root):
         print(f"W&B runs are offline; upload them with:  {hint}")

@@ -1,0 +1,270 @@
+"""The Slurm backend: one submitit array task per trial, `%` limiting how many run at once.
+
+Each task trains its trial through the harness (Ray Train on the task's allocation: DDP over the node's
+GPUs). A task is a submitit Checkpointable: on preemption or before its time limit Slurm sends SIGUSR2 and
+submitit requeues it; the requeued task finds its run dir's latest checkpoint and resumes (a SIGTERM requeue
+restarts the task, which resumes the same way). Job ids are kept in runs/SWEEP/slurm_jobs.json, so --status,
+--cancel and re-runs work later from any shell.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import submitit
+
+from library.config import ConfigError, parse, require
+from library.files import read_json, write_json
+from library.train import STATUS, Resources, fit
+
+JOBS = "slurm_jobs.json"
+ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
+          "CONFIGURING", "COMPLETING", "PREEMPTED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
+
+
+@dataclass(kw_only=True)
+class SiteProfile:
+    """What a cluster needs besides the trial's own resources. Keys as submitit names them."""
+
+    slurm_partition: str = ""
+    """Partition to submit to (empty = the cluster's default)."""
+    slurm_account: str = ""
+    """Account to charge (empty = your default)."""
+    slurm_qos: str = ""
+    """Quality of service (empty = default)."""
+    slurm_constraint: str = ""
+    """Node features, e.g. a100|h100."""
+    timeout_min: int = 60
+    """Time limit of each task; past it the task requeues itself and resumes from its checkpoint."""
+    mem_gb: int = 0
+    """Memory per task in GB (0 = the partition's default)."""
+    slurm_array_parallelism: int = 64
+    """At most this many trials run at once (the % of --array)."""
+    slurm_setup: list[str] = field(default_factory=list)
+    """Shell lines run before each task: `module load cuda/12.4`, `source ~/venvs/dl/bin/activate`."""
+
+    def check(self, prefix: str) -> None:
+        require(self.timeout_min >= 1, f"{prefix}timeout_min", self.timeout_min, "an integer >= 1 (minutes)")
+        require(self.mem_gb >= 0, f"{prefix}mem_gb", self.mem_gb, "an integer >= 0")
+        require(self.slurm_array_parallelism >= 1, f"{prefix}slurm_array_parallelism",
+                self.slurm_array_parallelism, "an integer >= 1")
+
+
+def load_site(path: str | os.PathLike | None) -> SiteProfile:
+    """The site profile from a TOML file (see slurm/site.example.toml); no file = Slurm's defaults."""
+    if not path:
+        return SiteProfile()
+    try:
+        values = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError("--site", str(path), f"a readable TOML site profile ({e})") from None
+    return parse(SiteProfile, values, prefix="site.")
+
+
+class TrialTask(submitit.helpers.Checkpointable):
+    """One trial as a Slurm task. Checkpointable: submitit resubmits the same task on preemption/timeout."""
+
+    def __init__(self, job: str, trial: dict, resources: Resources, tracking: dict):
+        self.job, self.trial, self.resources, self.tracking = job, trial, resources, tracking
+
+    def __call__(self) -> str:
+        if self.resources.workers > 0:
+            start_private_ray(self.resources)
+        status = fit(self.job, self.trial["config"], self.trial["run_dir"], self.resources, tracking=self.tracking)
+        return status["status"]
+
+
+def start_private_ray(res: Resources) -> None:
+    """A Ray instance of this task's own: never attach to another job's or user's Ray on a shared node."""
+    import ray
+
+    job = os.environ.get("SLURM_JOB_ID", str(os.getpid()))
+    ray.init(address="local", num_cpus=res.workers * res.cpus_per_worker, num_gpus=res.workers * res.gpus_per_worker,
+             include_dashboard=False, log_to_driver=False, _temp_dir=f"/tmp/ray_{job}")
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+
+def slurm_available() -> bool:
+    return shutil.which("sbatch") is not None
+
+
+def run_slurm(*args: str) -> str:
+    out = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"`{' '.join(args)}` failed: {(out.stderr or out.stdout).strip()}")
+    return out.stdout
+
+
+def partitions() -> dict[str, dict[str, Any]]:
+    """Partition -> {"max_min": time limit in minutes or None, "gres": generic resources of its nodes}."""
+    out = {}
+    for line in run_slurm("sinfo", "-h", "-o", "%P|%l|%G").splitlines():
+        name, limit, gres = line.strip().split("|")
+        out.setdefault(name.rstrip("*"), {"max_min": minutes(limit), "gres": set()})["gres"].add(gres)
+        if name.endswith("*"):
+            out[name.rstrip("*")]["default"] = True
+    return out
+
+
+def minutes(limit: str) -> int | None:
+    """Slurm's [days-]hours:minutes:seconds (or minutes) as minutes; None for infinite."""
+    if limit in ("infinite", "UNLIMITED", "n/a"):
+        return None
+    days, _, rest = limit.rpartition("-")
+    parts = [int(p) for p in rest.split(":")]
+    h, m, s = ([0] * (3 - len(parts)) + parts) if len(parts) > 1 else (0, parts[0], 0)
+    return int(days or 0) * 1440 + h * 60 + m + (1 if s else 0)
+
+
+def check_request(site: SiteProfile, res: Resources) -> None:
+    """Refuse, before sbatch, what Slurm would refuse or leave pending forever; say why in plain words."""
+    parts = partitions()
+    name = site.slurm_partition or next((p for p, v in parts.items() if v.get("default")), "")
+    require(name in parts, "site.slurm_partition", site.slurm_partition, f"one of this cluster's partitions: {sorted(parts)}")
+    limit = parts[name]["max_min"]
+    require(limit is None or site.timeout_min <= limit, "site.timeout_min", site.timeout_min,
+            f"at most {limit} minutes, the time limit of partition {name!r}")
+    gpus = max(1, res.workers) * res.gpus_per_worker
+    has_gpus = any("gpu" in g for g in parts[name]["gres"])
+    require(gpus == 0 or has_gpus, "gpus_per_worker", res.gpus_per_worker,
+            f"0: partition {name!r} has no GPUs (its nodes offer gres {sorted(parts[name]['gres'])})")
+
+
+def max_array_size() -> int:
+    for line in run_slurm("scontrol", "show", "config").splitlines():
+        if line.startswith("MaxArraySize"):
+            return int(line.split("=")[1])
+    return 1001
+
+
+# ------------------------------------------------------------------------------------------ submit, watch
+
+
+def executor(run_root: Path, site: SiteProfile, res: Resources, name: str) -> submitit.SlurmExecutor:
+    ex = submitit.SlurmExecutor(folder=run_root / "slurm" / "%j", max_num_timeout=1000)
+    tasks = max(1, res.workers)
+    extra = {k: v for k, v in (("account", site.slurm_account), ("qos", site.slurm_qos),
+                               ("constraint", site.slurm_constraint)) if v}
+    ex.update_parameters(job_name=name, time=site.timeout_min, cpus_per_task=tasks * res.cpus_per_worker,
+                         array_parallelism=site.slurm_array_parallelism, setup=list(site.slurm_setup),
+                         **({"partition": site.slurm_partition} if site.slurm_partition else {}),
+                         **({"gpus_per_node": tasks * res.gpus_per_worker} if res.gpus_per_worker else {}),
+                         **({"mem": f"{site.mem_gb}GB"} if site.mem_gb else {}), **extra)
+    return ex
+
+
+def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict) -> dict[str, str]:
+    """One array job per MaxArraySize-1 trials; returns trial id -> Slurm job id (ARRAY_TASK form)."""
+    check_request(site, sweep.resources)
+    ex = executor(run_root, site, sweep.resources, sweep.name)
+    size = max_array_size() - 1
+    jobs = {}
+    for start in range(0, len(trials), size):
+        chunk = trials[start:start + size]
+        try:
+            with ex.batch():
+                submitted = [ex.submit(TrialTask(sweep.job, {"id": t.id, "config": t.config, "run_dir": str(run_root / t.id)},
+                                                 sweep.resources, tracking)) for t in chunk]
+        except Exception as e:  # sbatch's own words, without submitit's wrapping
+            raise RuntimeError(f"Slurm refused the submission: {slurm_message(e)}") from None
+        jobs.update({t.id: j.job_id for t, j in zip(chunk, submitted)})
+    write_json(run_root / JOBS, {**read_json(run_root / JOBS, {}), **jobs})
+    return jobs
+
+
+def slurm_message(e: Exception) -> str:
+    text = str(e)
+    lines = [line for line in text.splitlines() if "error" in line.lower()]
+    return " ".join(line.strip() for line in lines) or text.strip()
+
+
+def states(job_ids: list[str]) -> dict[str, str]:
+    """Slurm job id -> state (PENDING, RUNNING, COMPLETED, FAILED, ...) from sacct, squeue as a fallback."""
+    if not job_ids:
+        return {}
+    out = {}
+    for line in run_slurm("sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(sorted(set(j.split("_")[0] for j in job_ids)))).splitlines():
+        jid, state = line.split("|")[:2]
+        out[jid] = state.split()[0]
+    # A pending array shows as one line "123_[0-3%2]": its tasks are pending.
+    for jid in job_ids:
+        if jid not in out:
+            parent = next((k for k in out if k.startswith(jid.split("_")[0] + "_[")), None)
+            out[jid] = out[parent] if parent else "UNKNOWN"
+    return {j: out[j] for j in job_ids}
+
+
+def known_jobs(run_root: Path) -> dict[str, str]:
+    return read_json(run_root / JOBS, {})
+
+
+def active_trials(run_root: Path) -> set[str]:
+    """Trials whose Slurm task is still queued or running: a re-run must not submit them again."""
+    jobs = known_jobs(run_root)
+    current = states(list(jobs.values()))
+    return {t for t, j in jobs.items() if current.get(j) in ACTIVE}
+
+
+def log_tail(run_root: Path, job_id: str, lines: int = 15) -> str:
+    paths = submitit.core.utils.JobPaths(run_root / "slurm" / "%j", job_id=job_id, task_id=0)
+    text = []
+    for p in (paths.stderr, paths.stdout):
+        if p.exists():
+            text += p.read_text(errors="replace").splitlines()[-lines:]
+    return "\n".join(text[-lines:])
+
+
+def reconcile(run_root: Path, trial_ids: list[str]) -> None:
+    """A task that died outside the harness (crash, OOM, cancel) leaves no final status: record it as failed."""
+    jobs = known_jobs(run_root)
+    current = states([jobs[t] for t in trial_ids if t in jobs])
+    for t in trial_ids:
+        state = current.get(jobs.get(t, ""), "")
+        status = read_json(run_root / t / STATUS, {})
+        if state and state not in ACTIVE and status.get("status") not in ("completed", "diverged", "failed"):
+            tail = log_tail(run_root, jobs[t])
+            status.update(status="failed", reason=f"Slurm task {jobs[t]} ended {state} without finishing\n{tail}")
+            write_json(run_root / t / STATUS, status)
+
+
+def follow(run_root: Path, trial_ids: list[str], metric: str, poll_s: float = 3.0) -> None:
+    """A compact live view until every task has ended. Ctrl-C detaches; nothing is cancelled."""
+    jobs = known_jobs(run_root)
+    seen: dict[str, tuple] = {}
+    start = time.time()
+    try:
+        while True:
+            current = states([jobs[t] for t in trial_ids if t in jobs])
+            for t in trial_ids:
+                status = read_json(run_root / t / STATUS, {})
+                score = (status.get("final") or {}).get(metric)
+                key = (current.get(jobs.get(t)), status.get("status"), status.get("epoch"))
+                if key != seen.get(t):
+                    seen[t] = key
+                    text = f"slurm {key[0]}  {status.get('status', 'waiting')}  epoch {status.get('epoch', 0)}"
+                    print(f"[{time.time() - start:5.0f}s] {t}  {text}" + (f"  {metric} {score:.3f}" if score is not None else ""),
+                          flush=True)
+            if all(current.get(jobs.get(t)) not in ACTIVE for t in trial_ids):
+                return
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        print("\ndetached: the Slurm jobs keep running. Later: --status to look, --cancel to stop them.")
+        sys.exit(130)
+
+
+def cancel(run_root: Path) -> list[str]:
+    jobs = known_jobs(run_root)
+    current = states(list(jobs.values()))
+    live = sorted({j for j in jobs.values() if current.get(j) in ACTIVE})
+    if live:
+        run_slurm("scancel", *live)
+    return live
