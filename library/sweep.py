@@ -144,9 +144,10 @@ def parse_args(argv: list[str] | None, sweep: Sweep) -> tuple[argparse.Namespace
     parser.add_argument("--dataset", help="data.name for every trial (python -m library.data list)")
     parser.add_argument("--epochs", help="train.epochs for every trial")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the trial table; run nothing")
-    parser.add_argument("--backend", choices=["auto", "local", "slurm"], default="auto",
-                        help="local: Ray Tune on this machine; slurm: one array task per trial (auto: slurm "
-                             "when sbatch is on PATH)")
+    parser.add_argument("--backend", choices=["auto", "local", "slurm", "ray-slurm"], default="auto",
+                        help="local: Ray Tune on this machine; slurm: one array task per trial; ray-slurm: one "
+                             "sbatch job runs a Ray cluster and the whole sweep (auto: slurm when sbatch is on PATH)")
+    parser.add_argument("--nodes", type=int, default=1, help="ray-slurm: nodes of the Ray cluster job")
     parser.add_argument("--site", default=os.environ.get("LIBRARY_SITE"),
                         help="Slurm site profile, TOML (see slurm/site.example.toml; default $LIBRARY_SITE)")
     parser.add_argument("--detach", action="store_true", help="slurm: submit and return at once")
@@ -191,13 +192,14 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
     try:
         sweep, trials = configure(sweep, args, overrides)
         backend = args.backend if args.backend != "auto" else ("slurm" if slurm.slurm_available() else "local")
-        site = slurm.load_site(args.site) if backend == "slurm" else None
+        site = slurm.load_site(args.site) if backend != "local" else None
+        require(args.nodes >= 1, "--nodes", args.nodes, "an integer >= 1")
     except ConfigError as e:
         fail(str(e))
     run_root = (args.runs_dir / sweep.name).resolve()
     out_dir = (args.results_dir / sweep.name).resolve()
     if args.cancel:
-        cancelled = slurm.cancel(run_root) if backend == "slurm" else []
+        cancelled = slurm.cancel(run_root) if backend != "local" else []
         print(f"{sweep.name}: cancelled {len(cancelled)} Slurm job(s) {' '.join(cancelled)}")
         return
     print(f"{sweep.name}: {len(trials)} trials of job {sweep.job!r}, metric {sweep.metric} ({sweep.mode}), "
@@ -206,7 +208,7 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
     if args.dry_run:
         return
     if args.status:
-        if backend == "slurm":
+        if backend != "local":
             slurm.reconcile(run_root, [t.id for t in trials])
         finish(sweep, trials, run_root, out_dir)
         return
@@ -215,13 +217,13 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
     with SweepLock(run_root / ".lock"):
         prepare(sweep, trials)
         todo = [t for t in trials if trial_status(run_root, t) not in finished]
-        if backend == "slurm":
+        if backend != "local":
             running = slurm.active_trials(run_root)
             todo = [t for t in todo if t.id not in running]
             print(f"{len(trials) - len(todo) - len(running & {t.id for t in trials})} finished before, "
                   f"{len(running)} still queued or running, {len(todo)} to submit")
             try:
-                jobs = slurm.submit(sweep, todo, run_root, site, sweep.tracking()) if todo else {}
+                jobs = submit(backend, sweep, todo, run_root, site, args.nodes) if todo else {}
             except (ConfigError, RuntimeError) as e:
                 fail(str(e))
             if jobs:
@@ -233,7 +235,7 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
                 from library.launch import local
 
                 local.run(sweep, todo, run_root, args.max_concurrent)
-    if backend == "slurm":
+    if backend != "local":
         if args.detach:
             print(f"detached. Follow with: python sweeps/{sweep.name}.py --status")
             return
@@ -241,6 +243,16 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         slurm.reconcile(run_root, [t.id for t in trials])
     print(f"\n{sweep.name}: done in {time.time() - started:.0f} s")
     finish(sweep, trials, run_root, out_dir)
+
+
+def submit(backend: str, sweep: Sweep, todo: list[Trial], run_root: Path, site, nodes: int) -> dict[str, str]:
+    """Trial id -> Slurm job id of what was submitted."""
+    from library.launch import ray_slurm, slurm
+
+    if backend == "slurm":
+        return slurm.submit(sweep, todo, run_root, site, sweep.tracking())
+    job = ray_slurm.submit(sweep, todo, run_root, site, sweep.tracking(), nodes)
+    return {t.id: job for t in todo}
 
 
 def finish(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) -> None:

@@ -17,23 +17,29 @@ from library.files import read_json
 from library.train import STATUS, Resources, fit
 
 
-def run(sweep, trials, run_root: Path, max_concurrent: int = 0) -> None:
-    tracking = sweep.tracking()
+def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict | None = None,
+        address: str | None = None) -> None:
+    """Run the trials through Ray Tune: on a private Ray of this machine, or on the cluster at `address`."""
     import ray
     from ray import tune
 
     res = sweep.resources
-    cpus = os.cpu_count() or 1
     per_trial = max(1, res.workers) * res.cpus_per_worker
-    concurrent = max_concurrent or max(1, cpus // per_trial)
     route_ray_logs(run_root / "ray.log")
-    ray.init(num_cpus=max(cpus, per_trial), include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING, configure_logging=False)
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+    else:
+        cpus = os.cpu_count() or 1
+        ray.init(num_cpus=max(cpus, per_trial), include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING, configure_logging=False)
+    concurrent = max_concurrent or max(1, cpus // per_trial)
     try:
         # In local mode the trial process trains, so it holds the CPUs; otherwise the Train workers hold them.
         trial_resources = {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker} if res.workers == 0 else {"cpu": 0}
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, job=sweep.job, resources=res, tracking=tracking), trial_resources)
+            tune.with_parameters(run_trial, job=sweep.job, resources=res, tracking=tracking or sweep.tracking()),
+            trial_resources)
         space = {"trial": tune.grid_search([{"id": t.id, "config": t.config, "run_dir": str(run_root / t.id)}
                                             for t in trials])}
         tuner = tune.Tuner(

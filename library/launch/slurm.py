@@ -25,7 +25,7 @@ from library.files import read_json, write_json
 from library.train import STATUS, Resources, fit
 
 JOBS = "slurm_jobs.json"
-ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
+ACTIVE = {"UNKNOWN", "PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
           "CONFIGURING", "COMPLETING", "PREEMPTED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
 
 
@@ -49,10 +49,17 @@ class SiteProfile:
     """At most this many trials run at once (the % of --array)."""
     slurm_setup: list[str] = field(default_factory=list)
     """Shell lines run before each task: `module load cuda/12.4`, `source ~/venvs/dl/bin/activate`."""
+    ray_cpus_per_node: int = 0
+    """ray-slurm: CPUs per node of the Ray cluster job (0 = enough to run every trial at once, up to
+    slurm_array_parallelism)."""
+    ray_gpus_per_node: int = 0
+    """ray-slurm: GPUs per node of the Ray cluster job."""
 
     def check(self, prefix: str) -> None:
         require(self.timeout_min >= 1, f"{prefix}timeout_min", self.timeout_min, "an integer >= 1 (minutes)")
         require(self.mem_gb >= 0, f"{prefix}mem_gb", self.mem_gb, "an integer >= 0")
+        require(self.ray_cpus_per_node >= 0, f"{prefix}ray_cpus_per_node", self.ray_cpus_per_node, "an integer >= 0")
+        require(self.ray_gpus_per_node >= 0, f"{prefix}ray_gpus_per_node", self.ray_gpus_per_node, "an integer >= 0")
         require(self.slurm_array_parallelism >= 1, f"{prefix}slurm_array_parallelism",
                 self.slurm_array_parallelism, "an integer >= 1")
 
@@ -188,19 +195,22 @@ def slurm_message(e: Exception) -> str:
 
 
 def states(job_ids: list[str]) -> dict[str, str]:
-    """Slurm job id -> state (PENDING, RUNNING, COMPLETED, FAILED, ...) from sacct, squeue as a fallback."""
+    """Slurm job id -> state (PENDING, RUNNING, COMPLETED, FAILED, ...): squeue for live tasks, sacct for ended
+    ones. UNKNOWN while neither knows a task yet (sacct lags a few seconds behind a submission)."""
     if not job_ids:
         return {}
-    out = {}
-    for line in run_slurm("sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", ",".join(sorted(set(j.split("_")[0] for j in job_ids)))).splitlines():
-        jid, state = line.split("|")[:2]
-        out[jid] = state.split()[0]
-    # A pending array shows as one line "123_[0-3%2]": its tasks are pending.
-    for jid in job_ids:
-        if jid not in out:
-            parent = next((k for k in out if k.startswith(jid.split("_")[0] + "_[")), None)
-            out[jid] = out[parent] if parent else "UNKNOWN"
-    return {j: out[j] for j in job_ids}
+    arrays = ",".join(sorted({j.split("_")[0] for j in job_ids}))
+    found = {}
+    try:
+        for line in run_slurm("sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", arrays).splitlines():
+            jid, state = line.split("|")[:2]
+            found[jid] = state.split()[0]
+    except RuntimeError:  # a site without accounting: squeue alone
+        pass
+    for line in run_slurm("squeue", "-h", "-r", "-o", "%i|%T", "-j", arrays).splitlines():
+        jid, state = line.strip().split("|")
+        found[jid] = state
+    return {j: found.get(j, "UNKNOWN") for j in job_ids}
 
 
 def known_jobs(run_root: Path) -> dict[str, str]:
@@ -217,7 +227,7 @@ def active_trials(run_root: Path) -> set[str]:
 def log_tail(run_root: Path, job_id: str, lines: int = 15) -> str:
     paths = submitit.core.utils.JobPaths(run_root / "slurm" / "%j", job_id=job_id, task_id=0)
     text = []
-    for p in (paths.stderr, paths.stdout):
+    for p in (paths.stderr, paths.stdout, run_root / "ray_slurm" / f"{job_id}.out"):
         if p.exists():
             text += p.read_text(errors="replace").splitlines()[-lines:]
     return "\n".join(text[-lines:])
@@ -253,7 +263,8 @@ def follow(run_root: Path, trial_ids: list[str], metric: str, poll_s: float = 3.
                     text = f"slurm {key[0]}  {status.get('status', 'waiting')}  epoch {status.get('epoch', 0)}"
                     print(f"[{time.time() - start:5.0f}s] {t}  {text}" + (f"  {metric} {score:.3f}" if score is not None else ""),
                           flush=True)
-            if all(current.get(jobs.get(t)) not in ACTIVE for t in trial_ids):
+            if all(current.get(jobs.get(t)) not in ACTIVE or seen[t][1] in ("completed", "diverged", "failed")
+                   for t in trial_ids):
                 return
             time.sleep(poll_s)
     except KeyboardInterrupt:

@@ -1,0 +1,104 @@
+"""The ray-slurm backend: one sbatch job starts a Ray cluster across its nodes and runs the sweep inside it.
+
+Many small trials then share one allocation (one queue wait, one Ray start), and a trial with several Ray
+Train workers can span nodes (multi-node DDP). Ports and Ray's temp dir derive from the job id, so two jobs
+(two users) on one node never collide; the driver gets RAY_ADDRESS, without which ray.init() would silently
+start a private Ray. The job is requeueable: after preemption the sweep inside skips finished trials and
+resumes the others from their checkpoints.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+from library.files import read_json, write_json, write_text
+from library.launch.slurm import SiteProfile, check_request, run_slurm
+from library.train import Resources
+
+FOLDER = "ray_slurm"
+
+
+def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, nodes: int, trials: int,
+                  python: str) -> str:
+    per_trial = max(1, res.workers) * res.cpus_per_worker
+    cpus = site.ray_cpus_per_node or per_trial * max(1, min(-(-trials // nodes), site.slurm_array_parallelism))
+    gpus = site.ray_gpus_per_node
+    folder = run_root / FOLDER
+    directives = {
+        "job-name": name, "nodes": nodes, "ntasks-per-node": 1, "cpus-per-task": cpus, "time": site.timeout_min,
+        "output": folder / "%j.out", "open-mode": "append", "requeue": None, "signal": "B:USR2@90",
+        "partition": site.slurm_partition, "account": site.slurm_account, "qos": site.slurm_qos,
+        "constraint": site.slurm_constraint, "mem": f"{site.mem_gb}G" if site.mem_gb else "",
+        "gpus-per-node": gpus or "",
+    }
+    lines = ["#!/bin/bash"]
+    lines += [f"#SBATCH --{k}" + ("" if v is None else f"={v}") for k, v in directives.items() if v != ""]
+    ray = str(Path(python).parent / "ray")
+    start = [ray, "start", "--num-cpus=$SLURM_CPUS_PER_TASK", f"--num-gpus={gpus}", "--temp-dir=$RAY_TMP", "--block"]
+    lines += [
+        "set -uo pipefail", *site.slurm_setup,
+        "# One Ray head per job: port and temp dir from the job id, so jobs sharing a node never collide.",
+        "nodes=($(scontrol show hostnames \"$SLURM_JOB_NODELIST\"))",
+        "head=${nodes[0]}",
+        "head_ip=$(srun --nodes=1 --ntasks=1 -w \"$head\" hostname -I | awk '{print $1}')",
+        "port=$((20000 + SLURM_JOB_ID % 20000))",
+        "export RAY_TMP=/tmp/ray_$SLURM_JOB_ID RAY_ADDRESS=$head_ip:$port",
+        "srun --nodes=1 --ntasks=1 -w \"$head\" " + " ".join(start + ["--head", "--port=$port",
+                                                                  "--node-ip-address=$head_ip",
+                                                                  "--include-dashboard=false"]) + " &",
+        "pids=($!)",
+        f"for i in $(seq 1 60); do {ray} status --address=$RAY_ADDRESS >/dev/null 2>&1 && break; sleep 1; done",
+        "for node in \"${nodes[@]:1}\"; do",
+        "  srun --nodes=1 --ntasks=1 -w \"$node\" " + " ".join(start + ["--address=$RAY_ADDRESS"]) + " &",
+        "  pids+=($!)",
+        "done",
+        f"{shlex.quote(python)} -m library.launch.ray_slurm run {shlex.quote(str(folder / 'sweep.json'))}",
+        "rc=$?",
+        "kill \"${pids[@]}\" 2>/dev/null; wait 2>/dev/null",
+        "exit $rc",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict, nodes: int = 1) -> str:
+    """Write the sweep's trials and the job script under runs/SWEEP/ray_slurm/, sbatch it, return the job id."""
+    check_request(site, sweep.resources)
+    folder = run_root / FOLDER
+    write_json(folder / "sweep.json", {
+        "name": sweep.name, "job": sweep.job, "metric": sweep.metric, "run_root": str(run_root),
+        "resources": vars(sweep.resources), "tracking": tracking,
+        "trials": [{"id": t.id, "params": t.params, "config": t.config} for t in trials]})
+    script = folder / "job.sbatch"
+    write_text(script, sbatch_script(sweep.name, run_root, site, sweep.resources, nodes, len(trials), sys.executable))
+    try:
+        out = run_slurm("sbatch", "--parsable", str(script))
+    except RuntimeError as e:
+        raise RuntimeError(f"Slurm refused the submission: {e}") from None
+    job = out.strip().split(";")[0]
+    write_json(run_root / "slurm_jobs.json", {**read_json(run_root / "slurm_jobs.json", {}),
+                                              **{t.id: job for t in trials}})
+    return job
+
+
+def run_inside_job(spec_path: Path) -> None:
+    """The driver inside the sbatch job: the local backend, attached to this job's Ray cluster."""
+    from library.launch import local
+    from library.sweep import FINISHED, Sweep, Trial, trial_status
+
+    spec = read_json(spec_path)
+    sweep = Sweep(name=spec["name"], job=spec["job"], metric=spec["metric"], resources=Resources(**spec["resources"]))
+    run_root = Path(spec["run_root"])
+    trials = [Trial(t["id"], t["params"], t["config"]) for t in spec["trials"]]
+    todo = [t for t in trials if trial_status(run_root, t) not in FINISHED]  # a requeued job resumes, not repeats
+    print(f"{sweep.name}: {len(trials) - len(todo)} finished before, {len(todo)} to run", flush=True)
+    if todo:
+        local.run(sweep, todo, run_root, tracking=spec["tracking"], address="auto")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m library.launch.ray_slurm")
+    parser.add_argument("command", choices=["run"])
+    parser.add_argument("spec", type=Path)
+    run_inside_job(parser.parse_args().spec)
