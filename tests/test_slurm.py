@@ -55,6 +55,20 @@ def test_four_trial_sweep_runs_as_one_array_and_fills_the_table(cluster, tmp_pat
     assert "0 to submit" in again.stdout and len(pd.read_csv(tmp_path / "results/stiny/trials.csv")) == 4
 
 
+def test_ray_slurm_runs_the_same_sweep_in_one_sbatch_job(cluster, tmp_path):
+    path = write_sweep(tmp_path, {"optim.beta1": [0.3, 0.5], "optim.beta2": [0.9, 0.999]}, epochs=2)
+    (tmp_path / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\nray_cpus_per_node = 2\n')
+    out = subprocess.run([sys.executable, str(path), "--backend=ray-slurm", f"--site={tmp_path / 'site.toml'}"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "results/stiny/trials.csv")
+    assert len(table) == 4 and set(table.status) == {"completed"}, table[["trial", "status", "reason"]]
+    (job,) = set(read_json(tmp_path / "runs/stiny/slurm_jobs.json").values())  # one sbatch job for all four
+    state = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job], capture_output=True, text=True)
+    assert state.stdout.strip() == "COMPLETED"
+    assert "4 to run" in (tmp_path / f"runs/stiny/ray_slurm/{job}.out").read_text()
+
+
 def wait_for(predicate, timeout: float, what: str):
     deadline = time.time() + timeout
     while time.time() < deadline:
