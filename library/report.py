@@ -41,7 +41,7 @@ STYLE = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "legend.fo
 
 
 # ---------------------------------------------------------------------------------------------- loading
-class Sweep:
+class SweepInfo:
     """What the report needs to know about a sweep, from sweep.json (with fallbacks when it is missing)."""
 
     def __init__(self, results_dir: Path, trials: pd.DataFrame):
@@ -69,7 +69,7 @@ def _read_table(stem: Path) -> pd.DataFrame | None:
     return None
 
 
-def load(results_dir: Path) -> tuple[Sweep, pd.DataFrame, pd.DataFrame]:
+def load(results_dir: Path) -> tuple[SweepInfo, pd.DataFrame, pd.DataFrame]:
     """sweep, trials (sorted best first, with `score`, `rank`, `label` columns) and curves."""
     trials = _read_table(results_dir / "trials")
     if trials is None:
@@ -77,7 +77,7 @@ def load(results_dir: Path) -> tuple[Sweep, pd.DataFrame, pd.DataFrame]:
     curves = _read_table(results_dir / "curves")
     if curves is None or not {"trial", "epoch", "metric", "value"} <= set(curves.columns):
         curves = pd.DataFrame(columns=["trial", "epoch", "metric", "value"])
-    sweep = Sweep(results_dir, trials)
+    sweep = SweepInfo(results_dir, trials)
 
     trials = trials.copy()
     trials["trial"] = trials["trial"].astype(str)
@@ -217,7 +217,7 @@ def _legend(ax, title: str | None = None, n: int = 0) -> None:
                   fontsize=9 if n <= 12 else 7, ncol=1 if n <= 25 else 2)
 
 
-def plot_metric_vs_param(sweep: Sweep, trials: pd.DataFrame, param: str, path: Path) -> Path:
+def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, path: Path) -> Path:
     short = short_names(sweep.params)
     others = [p for p in sweep.params if p != param]
     ok = trials[trials["score"].notna() & trials[param].notna()]
@@ -300,7 +300,7 @@ def _per_trial_lines(ax, trials: pd.DataFrame, curves: pd.DataFrame, metric: str
     return drawn
 
 
-def plot_metric_curves(sweep: Sweep, trials: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
+def plot_metric_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     colours = trial_colours(trials)
     with plt.rc_context(STYLE):
         fig, ax = plt.subplots(figsize=(8.5, 4.8))
@@ -313,7 +313,7 @@ def plot_metric_curves(sweep: Sweep, trials: pd.DataFrame, curves: pd.DataFrame,
         return _save(fig, path)
 
 
-def plot_loss_curves(sweep: Sweep, trials: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
+def plot_loss_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     colours = trial_colours(trials)
     losses = sorted(m for m in curves["metric"].unique() if str(m).startswith("loss"))[:6]
     with plt.rc_context(STYLE):
@@ -333,7 +333,7 @@ def plot_loss_curves(sweep: Sweep, trials: pd.DataFrame, curves: pd.DataFrame, p
         return _save(fig, path)
 
 
-def make_plots(sweep: Sweep, trials: pd.DataFrame, curves: pd.DataFrame, plot_dir: Path) -> list[tuple[str, Path]]:
+def make_plots(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, plot_dir: Path) -> list[tuple[str, Path]]:
     out = []
     for p in sweep.params:
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in p)
@@ -422,7 +422,7 @@ def status_counts(trials: pd.DataFrame) -> str:
     return " · ".join(f"{badge(k)} {int(counts[k])}" for k in keys) or "no trials"
 
 
-def summary_table(sweep: Sweep, trials: pd.DataFrame) -> str:
+def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     short = short_names(sweep.params)
     m = sweep.metric
     reasons = bool((trials["reason"] != "").any())
@@ -447,7 +447,7 @@ def summary_table(sweep: Sweep, trials: pd.DataFrame) -> str:
             + "</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table></div>")
 
 
-def grid_table(sweep: Sweep, trials: pd.DataFrame) -> str:
+def grid_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     """For a 2-param grid: rows = first param, columns = second, cells = best metric (or the status)."""
     if len(sweep.params) != 2 or trials.empty:
         return ""
@@ -483,7 +483,7 @@ def grid_table(sweep: Sweep, trials: pd.DataFrame) -> str:
     return "".join(out)
 
 
-def gallery(sweep: Sweep, trials: pd.DataFrame, samples: Path) -> str:
+def gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:
     cells = []
     for _, r in trials.iterrows():
         bad = r["status"] not in GOOD
@@ -510,7 +510,7 @@ def failures(trials: pd.DataFrame) -> str:
     return '<ul class="failures">' + "\n".join(items) + "</ul>"
 
 
-def render(sweep: Sweep, trials: pd.DataFrame, plots: list[tuple[str, Path]], results_dir: Path) -> str:
+def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]], results_dir: Path) -> str:
     m = sweep.metric
     parts = [f"<h1>Sweep {e(sweep.name)}</h1>",
              f'<p class="meta">job <b>{e(sweep.job)}</b> · metric <b>{e(m)}</b> · mode <b>{e(sweep.mode)}</b> '
@@ -568,11 +568,24 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Build results/SWEEP/report.html (self-contained) and plots/.")
     parser.add_argument("sweep", help="sweep name: the folder under --results-dir")
     parser.add_argument("--results-dir", default="results", type=Path, help="default: results")
+    parser.add_argument("--wandb", action="store_true", help="also publish the W&B report (needs `wandb login`)")
+    parser.add_argument("--entity", help="W&B entity (default: your default entity)")
     args = parser.parse_args(argv)
     folder = args.results_dir / args.sweep
     if not folder.is_dir():
         parser.error(f"{folder} does not exist: run the sweep first")
     print(build_report(folder))
+    if args.wandb:
+        print(publish_wandb(folder, args.entity))
+
+
+def publish_wandb(folder: Path, entity: str | None = None) -> str:
+    """Publish the sweep's W&B report; returns its URL. Raises RuntimeError with what to do when offline."""
+    from library.files import read_json
+    from library.wandb_report import publish
+
+    spec = read_json(folder / "sweep.json")
+    return publish(spec["name"], spec["project"], entity, spec["metric"], spec["mode"], spec["params"], spec["job"])
 
 
 if __name__ == "__main__":

@@ -259,11 +259,19 @@ def finish(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) -> 
     """Write the results table and print it, best first."""
     from library import results
 
+    from library.report import build_report, publish_wandb
+
     table = results.collect(sweep, trials, run_root, out_dir)
-    print(f"results in {out_dir}")
     results.print_summary(table, sweep.metric, sweep.mode)
+    print(f"results in {out_dir}; report: {build_report(out_dir)}")
     if hint := sync_hint(run_root):
-        print(f"W&B runs are offline; upload them with:  {hint}")
+        print(f"W&B runs are offline; upload them with:  {hint}\n"
+              f"then publish the W&B report with:  python -m library.report {sweep.name} --wandb")
+    elif sweep.tracking()["mode"] == "online":
+        try:
+            print(f"W&B report: {publish_wandb(out_dir)}")
+        except Exception as e:  # the sweep's own results are written; W&B trouble is reported, not fatal
+            print(f"warning: W&B report not published ({e})")
 
 
 def prepare(sweep: Sweep, trials: list[Trial]) -> None:

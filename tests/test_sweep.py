@@ -25,7 +25,7 @@ def write_sweep(folder: Path, grid: dict, epochs: int) -> Path:
 
 
 def run(sweep_file: Path, cwd: Path, *args) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, str(sweep_file), *args], cwd=cwd, capture_output=True, text=True,
+    out = subprocess.run([sys.executable, str(sweep_file), "--backend=local", *args], cwd=cwd, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out
@@ -50,6 +50,8 @@ def test_sweep_writes_one_row_per_trial_and_goes_on_past_a_diverged_trial(swept)
     assert "exceeds train.max_loss" in table[table.status == "diverged"].iloc[0].reason
     assert pd.read_parquet(folder / "results/tiny/trials.parquet").trial.tolist() == table.trial.tolist()
     assert (folder / f"results/tiny/samples/{done.trial}.png").stat().st_size > 500
+    page = (folder / "results/tiny/report.html").read_text()
+    assert done.trial in page and "exceeds train.max_loss" in page
     curves = pd.read_csv(folder / "results/tiny/curves.csv")
     assert set(curves[curves.metric == "fd_domain"].epoch) == {1, 2}
     assert "completed  best fd_domain" in first.stdout  # the progress view, not Ray's log flood
@@ -71,7 +73,7 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_matches_an_uninterrupted_run(tm
     sweep_file = write_sweep(tmp_path, grid, epochs=4)
     run(sweep_file, straight_dir)
 
-    proc = subprocess.Popen([sys.executable, str(sweep_file)], cwd=killed_dir, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([sys.executable, str(sweep_file), "--backend=local"], cwd=killed_dir, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
     while not list(killed_dir.glob("runs/tiny/*/checkpoints/epoch_00001.pt")) and time.time() < deadline:
