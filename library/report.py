@@ -173,14 +173,21 @@ def _empty(ax, message: str) -> None:
     ax.grid(False)
 
 
+class _PlainLog(matplotlib.ticker.LogFormatter):
+    """Log-axis labels as plain numbers: 0.01, 20, 300."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:.4g}"
+
+
 def _maybe_log(ax, values: Iterable[float], axis: str, span: float = 100.0) -> None:
     """Log scale when every value is positive and they span `span`x or more (2 decades by default)."""
     v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
     if len(v) >= 2 and (v > 0).all() and v.max() / v.min() >= span:
         (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
         which = ax.xaxis if axis == "x" else ax.yaxis  # plain "20", "300", "0.001" rather than 2x10^1
-        which.set_major_formatter(matplotlib.ticker.LogFormatter())
-        which.set_minor_formatter(matplotlib.ticker.LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+        which.set_major_formatter(_PlainLog())
+        which.set_minor_formatter(_PlainLog(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
 
 
 def _ticks_at_values(ax, values: Iterable[float]) -> None:
@@ -274,8 +281,9 @@ def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, pat
             ax.annotate("best", (x_of(best[param]), best["score"]), textcoords="offset points", xytext=(10, 8),
                         fontsize=9)
         if missing:
-            ax.text(0.99, 0.01, f"{missing} trial(s) without a value not shown", transform=ax.transAxes,
-                    ha="right", va="bottom", fontsize=8, color="#cf222e")
+            ax.annotate(f"{missing} trial(s) without a value not shown", xy=(1, 0), xycoords="axes fraction",
+                        xytext=(0, -46), textcoords="offset points", ha="right", va="top", fontsize=8,
+                        color="#cf222e")
         return _save(fig, path)
 
 
@@ -309,6 +317,7 @@ def plot_metric_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFr
         ax.set_ylabel(f"{sweep.metric} ({sweep.better})")
         if not _per_trial_lines(ax, trials, curves, sweep.metric, colours, span=METRIC_LOG_SPAN):
             _empty(ax, f"no trial reported {sweep.metric} per epoch")
+            fig.set_size_inches(8.5, 2.4)
         _legend(ax, n=len(trials))
         return _save(fig, path)
 
