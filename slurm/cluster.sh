@@ -1,139 +1,318 @@
 #!/usr/bin/env bash
-# A real one-node Slurm cluster on this machine (Debian's slurm-wlm 22.05, munge, slurmdbd + mariadb so that
-# sacct works as on real sites). CPU-only node. Idempotent:  bash slurm/cluster.sh up|down|status
-# It is what the integration tests and CI use, and a way to try the product without a cluster. Needs root.
+# A real one-node Slurm cluster on this machine: Debian's slurm-wlm 22.05 daemons (slurmctld, slurmd), munge,
+# and slurmdbd + mariadb so that `sacct` works as on real sites. CPU-only node, no GPUs. Needs root.
+#
+#   bash slurm/cluster.sh up       install what is missing, write configs, start everything, wait until usable
+#   bash slurm/cluster.sh down     stop slurmd, slurmctld, slurmdbd (munged and mariadb stay up)
+#   bash slurm/cluster.sh status   each daemon, sinfo, sacct; exit 0 only if all is up
+#
+# `up` is idempotent (a second run takes ~1 s) and restarts only daemons whose config changed.
+# It is what the integration tests and CI use; see slurm/README.md for what it configures.
 set -euo pipefail
 
-CLUSTER=onenode
+CLUSTER=onenode                  # ClusterName; sacct/sacctmgr know the cluster by it
+ACCOUNT=lab                      # an account besides root's own, for `--account=lab` / slurm_account = "lab"
 ETC=/etc/slurm
-STATE=/var/lib/slurm-onenode
-LOGS=/var/log/slurm-onenode
+STATE=/var/lib/slurm-onenode     # StateSaveLocation (ctld/), SlurmdSpoolDir (d/), pid files
+LOGS=/var/log/slurm-onenode      # slurmctld.log, slurmd.log, slurmdbd.log, mariadb.log
+DB_PASS=slurm-onenode            # local-only mariadb user 'slurm'@'localhost'
 HOST=$(hostname -s)
+SLURM_DAEMONS=(slurmd slurmctld slurmdbd)
+T0=$SECONDS
 
-say() { echo "slurm/cluster.sh: $*"; }
-die() { say "error: $*"; for f in "$LOGS"/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 15 "$f"; }; done; exit 1; }
-running() { pgrep -x "$1" >/dev/null; }
-wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
-  local t=$1 what=$2; shift 2
-  for _ in $(seq 1 $((t * 4))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.25; done
-  die "timed out waiting for $what"
+say() { echo "cluster.sh: $*"; }
+fail() {  # fail MESSAGE [LOG...]: print the message and the tail of each log, exit 1
+  local msg=$1; shift
+  say "FAILED: $msg"
+  for f in "$@"; do
+    if [ -s "$f" ]; then echo "--- last lines of $f"; tail -n 20 "$f"; fi
+  done
+  exit 1
+}
+wait_for() {  # wait_for SECONDS DESCRIPTION "LOG..." COMMAND...: poll COMMAND every 0.25 s, then show the LOGs
+  local t=$1 what=$2 log=$3; shift 3
+  for _ in $(seq 1 $((t * 4))); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  # shellcheck disable=SC2086  # $log: one or more log files, space-separated
+  fail "timed out after ${t}s waiting for $what" $log
+}
+need_root() { [ "$(id -u)" = 0 ] || fail "must run as root (it installs packages and starts system daemons)"; }
+
+# --- processes -------------------------------------------------------------------------------------------
+pidfile() {
+  case $1 in
+    munged) echo /run/munge/munged.pid ;;
+    mariadbd) echo /run/mysqld/mysqld.pid ;;
+    *) echo "$STATE/$1.pid" ;;
+  esac
+}
+pid_of() {  # pid_of DAEMON: print its pid if it runs (pid file first, then the exact process name)
+  local f pid
+  f=$(pidfile "$1")
+  if [ -s "$f" ]; then
+    pid=$(<"$f")
+    if [ -r "/proc/$pid/comm" ] && [ "$(<"/proc/$pid/comm")" = "$1" ]; then echo "$pid"; return 0; fi
+  fi
+  pgrep -x "$1" | head -n 1 | grep .
+}
+running() { pid_of "$1" >/dev/null; }
+stop() {  # stop DAEMON: SIGTERM (Slurm daemons save their state on it), wait, SIGKILL after 30 s
+  local pid
+  pid=$(pid_of "$1") || return 0
+  say "stopping $1 (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 120); do [ -d "/proc/$pid" ] || return 0; sleep 0.25; done
+  say "$1 ignored SIGTERM for 30 s: SIGKILL"
+  kill -KILL "$pid" 2>/dev/null || true
+}
+start() {  # start DAEMON LOG COMMAND...: run a self-daemonizing command detached from our stdout/stderr
+  local d=$1 log=$2; shift 2
+  say "starting $d"
+  # Detached fds: a caller that captures our output (pytest, CI) must not wait on the daemon's copies,
+  # and the daemon must not inherit our lock (fd 9), or the next `up` would wait for it forever.
+  setsid "$@" </dev/null >>"$LOGS/start.log" 2>&1 9>&- || fail "$d did not start" "$LOGS/start.log" "$log"
+  wait_for 20 "$d to run" "$LOGS/start.log $log" running "$d"
 }
 
-install() {
-  if command -v slurmctld >/dev/null && command -v slurmdbd >/dev/null && command -v mysqld >/dev/null \
-     && command -v munged >/dev/null; then return; fi
-  say "installing slurm-wlm, munge, slurmdbd, mariadb-server (apt)"
+# --- install ---------------------------------------------------------------------------------------------
+install_packages() {
+  local b missing=0
+  for b in slurmctld slurmd slurmdbd sbatch sacct sacctmgr munged mysqld_safe mysql; do
+    command -v "$b" >/dev/null || missing=1
+  done
+  if [ $missing = 0 ]; then say "packages: installed"; return; fi
+  command -v apt-get >/dev/null || fail "Slurm is not installed and there is no apt-get: install slurm-wlm, slurmdbd, munge, mariadb-server"
+  say "installing slurm-wlm slurmdbd munge mariadb-server (apt, ~1-2 min)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq -o DPkg::Lock::Timeout=300 slurm-wlm munge mariadb-server slurmdbd >/dev/null
+  local log=/tmp/slurm-onenode-apt.log
+  # No service starts from package scripts (no systemd here, and we start daemons with our own config).
+  local policy=/usr/sbin/policy-rc.d made_policy=0
+  if [ ! -e $policy ]; then printf '#!/bin/sh\nexit 101\n' > $policy; chmod 755 $policy; made_policy=1; fi
+  local rc=0
+  { apt-get update -q && apt-get install -y -q --no-install-recommends -o DPkg::Lock::Timeout=300 \
+      slurm-wlm slurmdbd munge mariadb-server mariadb-client; } >"$log" 2>&1 || rc=$?
+  [ $made_policy = 1 ] && rm -f $policy
+  [ $rc = 0 ] || fail "apt-get install failed (rc $rc)" "$log"
 }
 
+# --- configuration ---------------------------------------------------------------------------------------
+put() {  # put PATH MODE < CONTENT: write if different; return 0 if the file changed
+  local tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if [ -f "$1" ] && cmp -s "$tmp" "$1"; then rm -f "$tmp"; chmod "$2" "$1"; return 1; fi
+  install -m "$2" -o root -g root "$tmp" "$1"
+  rm -f "$tmp"
+  return 0
+}
+
+prepare_host() {
+  mkdir -p "$ETC" "$STATE/ctld" "$STATE/d" "$LOGS" /run/munge /run/mysqld
+  : >"$LOGS/start.log"  # what daemons print while starting (this run only)
+  if ! getent hosts "$HOST" >/dev/null; then
+    say "adding $HOST to /etc/hosts (slurmctld and slurmd find the node by its short name)"
+    echo "127.0.0.1 $HOST" >>/etc/hosts
+  fi
+}
+
+SLURM_CONF_CHANGED=0
+DBD_CONF_CHANGED=0
 write_configs() {
-  mkdir -p "$ETC" "$STATE/ctld" "$STATE/d" "$LOGS" /run/munge /var/run/mysqld
-  getent hosts "$HOST" >/dev/null || echo "127.0.0.1 $HOST" >> /etc/hosts
-  local cpus mem
+  local cpus total margin mem defmem
   cpus=$(nproc)
-  mem=$(( $(free -m | awk '/^Mem:/{print $2}') - 1024 ))
-  cat > "$ETC/slurm.conf" <<EOF
-# Written by slurm/cluster.sh: one CPU-only node, accounting through slurmdbd.
+  total=$(free -m | awk '/^Mem:/{print $2}')
+  margin=$(( total / 20 > 512 ? total / 20 : 512 ))   # slurmd drains a node that has less than RealMemory
+  mem=$(( total - margin ))
+  defmem=$(( mem / cpus < 2048 ? mem / cpus : 2048 ))  # so that every CPU can run a default-sized task
+  if put "$ETC/slurm.conf" 644 <<EOF
+# Written by slurm/cluster.sh (do not edit: \`up\` rewrites it). One CPU-only node; accounting via slurmdbd.
 ClusterName=$CLUSTER
 SlurmctldHost=$HOST
 SlurmUser=root
 AuthType=auth/munge
+# No cgroups (containers, CI): track job processes through /proc, no CPU binding.
 ProctrackType=proctrack/linuxproc
-MpiDefault=none
 TaskPlugin=task/none
+MpiDefault=none
+# Cores and memory are consumable: 1-CPU tasks run side by side, one per core.
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0,sched_min_interval=100000
+# Reject at submission (not pend forever) a job that exceeds its partition's limits, e.g. its MaxTime.
+EnforcePartLimits=ALL
+# No GresTypes: there are no GPUs, and a --gres=gpu:N request is rejected at submission.
 JobAcctGatherType=jobacct_gather/linux
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=$HOST
+# Jobs need an existing account association (as on real sites): root and account '$ACCOUNT' exist.
+AccountingStorageEnforce=associations
+# Jobs may be requeued (scontrol requeue, preemption-like tests); nothing preempts by itself.
 JobRequeue=1
 PreemptType=preempt/none
+# Array indexes 0..1000: a bigger grid has to be split into several array jobs.
 MaxArraySize=1001
 ReturnToService=2
+MinJobAge=300
+KillWait=5
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
 SlurmctldPidFile=$STATE/slurmctld.pid
 SlurmdPidFile=$STATE/slurmd.pid
 SlurmctldLogFile=$LOGS/slurmctld.log
 SlurmdLogFile=$LOGS/slurmd.log
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=100000
-MinJobAge=300
-KillWait=5
-NodeName=$HOST CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=60 DefMemPerCPU=2048 State=UP
-PartitionName=short Nodes=$HOST MaxTime=5 DefMemPerCPU=2048 State=UP
+# Each CPU counts as a core (also on hyper-threaded machines), so N CPUs run N 1-CPU tasks at once.
+NodeName=$HOST CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=60 DefMemPerCPU=$defmem State=UP
+PartitionName=short Nodes=$HOST Default=NO MaxTime=5 DefMemPerCPU=$defmem State=UP
 EOF
-  cat > "$ETC/slurmdbd.conf" <<EOF
+  then SLURM_CONF_CHANGED=1; fi
+  if put "$ETC/slurmdbd.conf" 600 <<EOF
+# Written by slurm/cluster.sh. Mode 600, owned by SlurmUser (root): slurmdbd refuses anything looser.
 AuthType=auth/munge
 DbdHost=$HOST
 SlurmUser=root
 StorageType=accounting_storage/mysql
 StorageHost=localhost
 StorageUser=slurm
-StoragePass=slurm-onenode
+StoragePass=$DB_PASS
 StorageLoc=slurm_acct_db
 LogFile=$LOGS/slurmdbd.log
 PidFile=$STATE/slurmdbd.pid
 EOF
-  chmod 600 "$ETC/slurmdbd.conf"
+  then DBD_CONF_CHANGED=1; fi
+  say "configs: $ETC/slurm.conf ($HOST: $cpus CPUs, ${mem} MB), $ETC/slurmdbd.conf$(
+    [ $SLURM_CONF_CHANGED$DBD_CONF_CHANGED = 00 ] && echo ' (unchanged)')"
 }
 
+# --- daemons ---------------------------------------------------------------------------------------------
 start_munge() {
-  [ -s /etc/munge/munge.key ] || { mkdir -p /etc/munge; dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null; }
-  chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge 2>/dev/null || true
+  if [ ! -s /etc/munge/munge.key ]; then
+    say "creating /etc/munge/munge.key"
+    mkdir -p /etc/munge
+    dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 2>/dev/null
+  fi
+  mkdir -p /var/lib/munge /var/log/munge
+  chown -R munge:munge /etc/munge /run/munge /var/lib/munge /var/log/munge
+  chmod 700 /etc/munge
   chmod 400 /etc/munge/munge.key
-  running munged || { say "starting munged"; runuser -u munge -- /usr/sbin/munged || die "munged did not start"; }
+  if running munged; then say "munged: running"; return; fi
+  start munged /var/log/munge/munged.log runuser -u munge -- /usr/sbin/munged
+  wait_for 10 "munge to answer" /var/log/munge/munged.log bash -c 'munge -n | unmunge'
 }
 
 start_mariadb() {
-  chown mysql:mysql /var/run/mysqld
-  if ! running mariadbd && ! running mysqld; then
+  chown mysql:mysql /run/mysqld
+  if running mariadbd || running mysqld; then
+    say "mariadb: running"
+  else
+    if [ ! -d /var/lib/mysql/mysql ]; then
+      say "initialising the mariadb data directory"
+      mariadb-install-db --user=mysql --datadir=/var/lib/mysql >"$LOGS/mariadb-install.log" 2>&1 \
+        || fail "mariadb-install-db failed" "$LOGS/mariadb-install.log"
+    fi
+    # No systemd here: mysqld_safe (what /etc/init.d/mariadb runs) keeps mariadbd up, logging to our file.
     say "starting mariadb"
-    (mysqld_safe >/dev/null 2>&1 &)
-    wait_for 30 "mariadb" mysqladmin ping
+    # mariadbd writes its log as user mysql: the file must exist and be theirs.
+    touch "$LOGS/mariadb.log"
+    chown mysql:mysql "$LOGS/mariadb.log"
+    setsid mysqld_safe --skip-syslog --log-error="$LOGS/mariadb.log" </dev/null >>"$LOGS/start.log" 2>&1 9>&- &
+    wait_for 60 "mariadb to answer" "$LOGS/start.log $LOGS/mariadb.log" mysqladmin ping
   fi
   mysql -e "CREATE DATABASE IF NOT EXISTS slurm_acct_db;
-            CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'slurm-onenode';
-            GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
+            CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '$DB_PASS';
+            GRANT ALL ON slurm_acct_db.* TO 'slurm'@'localhost';" 2>"$LOGS/mariadb-setup.log" \
+    || fail "could not create the accounting database" "$LOGS/mariadb-setup.log" "$LOGS/mariadb.log"
 }
+
+start_slurmdbd() {
+  if running slurmdbd && [ $DBD_CONF_CHANGED = 1 ]; then say "slurmdbd.conf changed: restarting slurmdbd"; stop slurmdbd; fi
+  if running slurmdbd; then say "slurmdbd: running"; else start slurmdbd "$LOGS/slurmdbd.log" slurmdbd; fi
+  wait_for 60 "slurmdbd to answer sacctmgr" "$LOGS/slurmdbd.log" sacctmgr -n show cluster
+}
+
+register() {  # the cluster, account $ACCOUNT, and root (+ the sudo user) in it
+  if ! sacctmgr -n -P show cluster format=cluster | grep -qx "$CLUSTER"; then
+    sacctmgr -i add cluster "$CLUSTER" >/dev/null || fail "sacctmgr add cluster $CLUSTER failed" "$LOGS/slurmdbd.log"
+  fi
+  if ! sacctmgr -n -P show account format=account | grep -qx "$ACCOUNT"; then
+    sacctmgr -i add account "$ACCOUNT" cluster="$CLUSTER" description="one-node test account" organization=onenode \
+      >/dev/null || fail "sacctmgr add account $ACCOUNT failed" "$LOGS/slurmdbd.log"
+  fi
+  local u users=(root)
+  if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ] && id "$SUDO_USER" >/dev/null 2>&1; then users+=("$SUDO_USER"); fi
+  for u in "${users[@]}"; do
+    if ! sacctmgr -n -P show assoc cluster="$CLUSTER" account="$ACCOUNT" user="$u" format=user | grep -qx "$u"; then
+      sacctmgr -i add user "$u" account="$ACCOUNT" cluster="$CLUSTER" >/dev/null \
+        || fail "sacctmgr add user $u failed" "$LOGS/slurmdbd.log"
+    fi
+  done
+  say "accounting: cluster $CLUSTER, accounts root and $ACCOUNT, users ${users[*]}"
+}
+
+node_state() { sinfo -h -N -n "$HOST" -o %t 2>/dev/null | head -n 1; }
+node_usable() { [[ $(node_state) =~ ^(idle|mix|alloc|comp)$ ]]; }
 
 start_slurm() {
-  running slurmdbd || { say "starting slurmdbd"; slurmdbd || die "slurmdbd did not start"; }
-  wait_for 30 "slurmdbd" sacctmgr -n show cluster
-  sacctmgr -i -Q add cluster "$CLUSTER" >/dev/null 2>&1 || true
-  running slurmctld || { say "starting slurmctld"; slurmctld || die "slurmctld did not start"; }
-  running slurmd || { say "starting slurmd"; slurmd || die "slurmd did not start"; }
-  wait_for 60 "the node to be idle" bash -c "sinfo -h -N -o %t | grep -qE '^(idle|mix|alloc)'"
-  wait_for 30 "sacct" sacct -n -X -S now
+  if [ $SLURM_CONF_CHANGED = 1 ] && { running slurmctld || running slurmd; }; then
+    say "slurm.conf changed: restarting slurmctld and slurmd"
+    stop slurmd
+    stop slurmctld
+  fi
+  if running slurmctld; then say "slurmctld: running"; else start slurmctld "$LOGS/slurmctld.log" slurmctld; fi
+  wait_for 30 "slurmctld to answer" "$LOGS/slurmctld.log" scontrol ping
+  if running slurmd; then say "slurmd: running"; else start slurmd "$LOGS/slurmd.log" slurmd; fi
+  # A node left down/drained (an earlier crash, a kill that failed) goes back to service.
+  if [[ $(node_state) =~ ^(down|drain|drng|fail|inval)\*?$ ]]; then
+    say "node $HOST was $(node_state): resuming it"
+    scontrol update nodename="$HOST" state=resume 2>/dev/null || true
+  fi
+  wait_for 60 "node $HOST to be idle (sinfo)" "$LOGS/slurmd.log" node_usable
+  wait_for 30 "sacct to answer" "$LOGS/slurmdbd.log" sacct -n -X -S now
 }
 
+lock() {  # two `up`s at once (parallel test sessions, CI) take turns instead of racing to start the same daemons
+  mkdir -p /run/lock
+  exec 9>/run/lock/slurm-onenode.lock
+  flock -w 300 9 || fail "another 'cluster.sh' has held /run/lock/slurm-onenode.lock for 5 minutes"
+}
+
+# --- commands --------------------------------------------------------------------------------------------
 up() {
-  install
+  need_root
+  lock
+  install_packages
+  prepare_host
   write_configs
   start_munge
   start_mariadb
+  start_slurmdbd
+  register
   start_slurm
-  say "up: node $HOST ($(nproc) CPUs), partitions debug (60 min, default) and short (5 min); sacct works"
+  say "up in $((SECONDS - T0))s: node $HOST $(node_state), partitions debug (default, 60 min) and short (5 min), sacct works"
 }
 
 down() {
-  for d in slurmd slurmctld slurmdbd; do
-    if running "$d"; then say "stopping $d"; pkill -x "$d"; fi
+  need_root
+  lock
+  local d
+  for d in "${SLURM_DAEMONS[@]}"; do
+    if running "$d"; then stop "$d"; else say "$d: not running"; fi
   done
-  for d in slurmd slurmctld slurmdbd; do wait_for 20 "$d to stop" bash -c "! pgrep -x $d"; done
-  say "down (munge and mariadb left running)"
+  say "down in $((SECONDS - T0))s (munged and mariadb left running; 'up' brings Slurm back with its job state)"
 }
 
 status() {
-  local ok=0
+  local ok=0 d pid
   for d in munged mariadbd slurmdbd slurmctld slurmd; do
-    if running "$d"; then echo "$d: running"; else echo "$d: stopped"; ok=1; fi
+    if pid=$(pid_of "$d"); then echo "$d: running (pid $pid)"; else echo "$d: not running"; ok=1; fi
   done
-  sinfo 2>/dev/null || ok=1
+  if ! sinfo 2>&1; then ok=1; fi
+  if node_usable; then echo "node $HOST: $(node_state)"; else echo "node $HOST: $(node_state) (not usable)"; ok=1; fi
   if sacct -n -X -S now >/dev/null 2>&1; then echo "sacct: answers"; else echo "sacct: no answer"; ok=1; fi
+  [ $ok = 0 ] && echo "status: up" || echo "status: not (fully) up"
   return $ok
 }
 

@@ -1,0 +1,112 @@
+"""slurm/cluster.sh brings up a real one-node Slurm (slurmctld, slurmd, slurmdbd + mariadb, munge) with the
+limits that slurm/README.md promises. Plain sbatch/sacct here; the product's backend is tested in test_slurm.py."""
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slurm
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER_SH = ROOT / "slurm" / "cluster.sh"
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+            "DEADLINE"}
+
+
+def cluster_sh(command: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(CLUSTER_SH), command], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    if os.geteuid() != 0:
+        pytest.skip("slurm/cluster.sh needs root (it installs packages and starts Slurm's daemons)")
+    if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
+        pytest.skip("Slurm is not installed and apt-get is unavailable to install it")
+    up = cluster_sh("up")
+    if up.returncode != 0:
+        pytest.fail(f"`cluster.sh up` failed (rc {up.returncode}):\n{up.stdout}\n{up.stderr}")
+
+
+def sbatch(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["sbatch", "--parsable", *args], capture_output=True, text=True, timeout=30)
+
+
+def submit(*args: str) -> str:
+    r = sbatch(*args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip().split(";")[0]
+
+
+def wait_sacct(job: str, tasks: int, timeout: float = 60) -> dict[str, str]:
+    """JobID -> State of every task of `job` once all `tasks` of them are finished, as sacct reports them."""
+    deadline = time.monotonic() + timeout
+    states: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job, "-o", "JobID,State"],
+                             capture_output=True, text=True, timeout=30).stdout
+        states = dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+        states = {k: v.split()[0] for k, v in states.items()}  # "CANCELLED by 0" -> "CANCELLED"
+        if len(states) == tasks and set(states.values()) <= TERMINAL:
+            return states
+        time.sleep(0.5)
+    raise AssertionError(f"job {job} did not finish in {timeout} s; sacct says {states}")
+
+
+def test_array_job_runs_every_task_and_sacct_reports_it(tmp_path):
+    job = submit("--array=0-2", f"--chdir={tmp_path}", "--output=slurm-%A_%a.out", "--cpus-per-task=1",
+                 "--mem=100M", "--time=1", "--wrap", "echo $SLURM_ARRAY_TASK_ID > out_$SLURM_ARRAY_TASK_ID")
+    states = wait_sacct(job, 3)
+    assert states == {f"{job}_{i}": "COMPLETED" for i in range(3)}
+    for i in range(3):
+        assert (tmp_path / f"out_{i}").read_text().strip() == str(i)
+
+
+def test_one_cpu_tasks_run_side_by_side(tmp_path):
+    """CR_Core_Memory on a node with >= 2 CPUs: two 1-CPU tasks overlap in time (needs the node otherwise idle)."""
+    job = submit("--array=0-1", f"--chdir={tmp_path}", "--output=/dev/null", "--cpus-per-task=1", "--mem=100M",
+                 "--time=1", "--wrap",
+                 "i=$SLURM_ARRAY_TASK_ID; date +%s.%N > start_$i; sleep 3; date +%s.%N > end_$i")
+    assert set(wait_sacct(job, 2).values()) == {"COMPLETED"}
+    starts = [float((tmp_path / f"start_{i}").read_text()) for i in range(2)]
+    ends = [float((tmp_path / f"end_{i}").read_text()) for i in range(2)]
+    assert max(starts) < min(ends), f"the tasks ran one after the other: starts {starts}, ends {ends}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--partition=short", "--time=10"], "time limit"),       # short: MaxTime=5, EnforcePartLimits=ALL
+    (["--gres=gpu:1"], "gres"),                               # no GPUs, no GresTypes
+    (["--partition=nosuch"], "invalid partition"),
+    (["--account=nosuch"], "invalid account"),                # AccountingStorageEnforce=associations
+    (["--array=0-1001"], "array"),                            # MaxArraySize=1001: indexes 0..1000
+], ids=["time-over-partition-limit", "gpu", "partition", "account", "array-too-big"])
+def test_bad_submissions_are_rejected_at_sbatch(tmp_path, args, message):
+    r = sbatch(f"--chdir={tmp_path}", "--output=/dev/null", *args, "--wrap", "true")
+    assert r.returncode != 0, f"sbatch {args} was accepted as job {r.stdout.strip()}"
+    assert message in r.stderr.lower(), r.stderr
+
+
+def test_limits_as_documented(tmp_path):
+    config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=30).stdout
+    assert "MaxArraySize            = 1001" in config
+    assert "accounting_storage/slurmdbd" in config
+    parts = subprocess.run(["sinfo", "-h", "-o", "%P %l"], capture_output=True, text=True, timeout=30).stdout.split()
+    assert parts == ["debug*", "1:00:00", "short", "5:00"]
+    # The account the README names for trying `slurm_account` is usable.
+    job = submit("--account=lab", "--partition=short", "--time=5", f"--chdir={tmp_path}", "--output=/dev/null",
+                 "--mem=100M", "--wrap", "true")
+    assert wait_sacct(job, 1) == {job: "COMPLETED"}
+
+
+def test_up_again_is_quick_and_status_is_ok():
+    t0 = time.monotonic()
+    up = cluster_sh("up", timeout=60)
+    elapsed = time.monotonic() - t0
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert elapsed < 5, f"a second `up` took {elapsed:.1f} s:\n{up.stdout}"
+    status = cluster_sh("status", timeout=60)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "status: up" in status.stdout
