@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchvision.utils import save_image
 
 from library.config import AdamConfig, DataConfig, EvalConfig, TrainConfig, section
-from library.data import default_root, load_images
+from library.data import DATASETS, default_root, load_images
 from library.files import atomic_write
 from library.metrics import FrechetScorer, metric_name
 from library.models.gan import DCGANConfig, build, sample_noise
@@ -57,8 +57,7 @@ class GANJob(Job):
                              cfg.eval.extractor, Path(d.root or default_root()) / "metric_cache", device)
 
     def build(self, cfg, ctx: Context):
-        self.channels = self.load_data(cfg)[0].shape[1]
-        g, d = build(cfg.model, cfg.data.image_size, self.channels)
+        g, d = build(cfg.model, cfg.data.image_size, DATASETS[cfg.data.name].channels)
         betas = (cfg.optim.beta1, cfg.optim.beta2)
         opts = {"g": torch.optim.Adam(g.parameters(), cfg.optim.lr, betas),
                 "d": torch.optim.Adam(d.parameters(), cfg.optim.lr, betas)}
