@@ -61,10 +61,15 @@ def write_frame(frame: pd.DataFrame, stem: Path) -> None:
     atomic_write(stem.with_suffix(".parquet"), lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def display_columns(table: pd.DataFrame) -> list[str]:
+    """The columns a terminal table shows: no paths, reasons or losses (they are in the files)."""
+    return [c for c in table.columns if c not in ("checkpoint", "run_dir", "reason") and not c.startswith("loss")]
+
+
 def print_summary(table: pd.DataFrame, metric: str, mode: str) -> None:
     key = f"best_{metric}"
     shown = table.sort_values(key, ascending=mode == "min", na_position="last")
-    cols = [c for c in shown.columns if c not in ("checkpoint", "run_dir", "reason") and not c.startswith("loss")]
+    cols = display_columns(shown)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(shown[cols].to_string(index=False))
     for _, row in shown[shown.status.isin(["failed", "diverged"])].iterrows():
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         write = table.to_parquet if args.out.suffix == ".parquet" else table.to_csv
         atomic_write(args.out, lambda tmp: write(tmp, index=False))
-    cols = [c for c in table.columns if c not in ("checkpoint", "run_dir", "reason") and not c.startswith("loss")]
+    cols = display_columns(table)
     with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format", "{:.4g}".format):
         print(table[cols].to_string(index=False))
 

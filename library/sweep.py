@@ -26,9 +26,9 @@ from library.cli import fail, split_overrides
 from library.config import ConfigError, parse, require, to_dict
 from library.files import read_json
 from library.tracking import sync_hint, wandb_mode
-from library.train import STATUS, Resources, load_job
+from library.train import ENDED, STATUS, Resources, load_job
 
-FINISHED = ("completed", "diverged")  # and "failed", unless --retry-failed
+FINISHED = ("completed", "diverged")  # ENDED without "failed": what --retry-failed does not run again
 MAX_TRIALS = 5000
 
 
@@ -212,7 +212,7 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
             slurm.reconcile(run_root, [t.id for t in trials])
         finish(sweep, trials, run_root, out_dir)
         return
-    finished = FINISHED if args.retry_failed else (*FINISHED, "failed")
+    finished = FINISHED if args.retry_failed else ENDED
     started = time.time()
     with SweepLock(run_root / ".lock"):
         prepare(sweep, trials)

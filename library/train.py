@@ -31,6 +31,7 @@ STATUS = "status.json"
 METRICS = "metrics.json"
 CHECKPOINTS = "checkpoints"
 BEST = "best.pt"
+ENDED = ("completed", "diverged", "failed")  # final trial statuses; "running" is the only other one
 
 
 @dataclass(kw_only=True)

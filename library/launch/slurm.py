@@ -22,7 +22,7 @@ import submitit
 
 from library.config import ConfigError, parse, require
 from library.files import read_json, write_json
-from library.train import STATUS, Resources, fit
+from library.train import ENDED, STATUS, Resources, fit
 
 JOBS = "slurm_jobs.json"
 ACTIVE = {"UNKNOWN", "PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
@@ -240,7 +240,7 @@ def reconcile(run_root: Path, trial_ids: list[str]) -> None:
     for t in trial_ids:
         state = current.get(jobs.get(t, ""), "")
         status = read_json(run_root / t / STATUS, {})
-        if state and state not in ACTIVE and status.get("status") not in ("completed", "diverged", "failed"):
+        if state and state not in ACTIVE and status.get("status") not in ENDED:
             tail = log_tail(run_root, jobs[t])
             status.update(status="failed", reason=f"Slurm task {jobs[t]} ended {state} without finishing\n{tail}")
             write_json(run_root / t / STATUS, status)
@@ -263,7 +263,7 @@ def follow(run_root: Path, trial_ids: list[str], metric: str, poll_s: float = 3.
                     text = f"slurm {key[0]}  {status.get('status', 'waiting')}  epoch {status.get('epoch', 0)}"
                     print(f"[{time.time() - start:5.0f}s] {t}  {text}" + (f"  {metric} {score:.3f}" if score is not None else ""),
                           flush=True)
-            if all(current.get(jobs.get(t)) not in ACTIVE or seen[t][1] in ("completed", "diverged", "failed")
+            if all(current.get(jobs.get(t)) not in ACTIVE or seen[t][1] in ENDED
                    for t in trial_ids):
                 return
             time.sleep(poll_s)
