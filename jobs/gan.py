@@ -97,6 +97,8 @@ class GANJob(Job):
                 "d_real": torch.sigmoid(d_real.float()).mean(), "d_fake": torch.sigmoid(d_fake.float()).mean()}
 
     def evaluate(self, ctx: Context, final: bool):
+        if ctx.rank != 0:  # the Fréchet distance needs all samples in one place
+            return {}
         cfg = ctx.cfg
         g = ctx.model("g")
         grid = to_uint8(g(self.grid_noise)).float() / 255

@@ -74,7 +74,10 @@ class Job:
         raise NotImplementedError
 
     def evaluate(self, ctx: Context, final: bool) -> dict[str, float]:
-        """Rank 0 only, every `eval.every` epochs: scores (and artifacts written under ctx.run_dir)."""
+        """Every `eval.every` epochs, on every rank (models in eval mode, no grad): scores, and artifacts written
+        under ctx.run_dir by rank 0. Rank 0's scores are the trial's. To evaluate a set in parallel, take
+        `ctx.eval_indices(n)` on each rank and combine counts with `ctx.sum_over_ranks`; a job that scores on
+        rank 0 alone returns {} elsewhere."""
         return {}
 
 
@@ -112,6 +115,17 @@ class Context:
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
         self.scaler.step(optimizer)
+
+    def eval_indices(self, n: int) -> torch.Tensor:
+        """This rank's part of an n-sample evaluation set: disjoint, together exactly 0..n-1 (no padding)."""
+        return torch.arange(self.rank, n, self.world_size)
+
+    def sum_over_ranks(self, t: torch.Tensor) -> torch.Tensor:
+        """Elementwise sum of `t` over all ranks (every rank gets it)."""
+        if self.world_size > 1:
+            t = t.clone()
+            dist.all_reduce(t)
+        return t
 
     def model(self, name: str) -> nn.Module:
         """The model without its DDP wrapper (for evaluation and saving)."""
@@ -210,7 +224,7 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
         metrics = {"epoch": epoch + 1, **run_epoch(job, ctx, data)}
         evaluated = last or (epoch + 1) % cfg.eval.every == 0
         if evaluated:
-            metrics.update(evaluate_on_rank0(job, ctx, final=last))
+            metrics.update(evaluate(job, ctx, final=last))
         if ctx.world_size > 1:
             metrics["ddp_weight_spread"] = weight_spread(ctx)
         metrics["elapsed_s"] = round(time.time() - started, 2)
@@ -306,13 +320,11 @@ def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor]) -> dict[str, flo
     return {k: v for k, v in zip(sorted(sums), means.tolist())}
 
 
-def evaluate_on_rank0(job: Job, ctx: Context, final: bool) -> dict[str, float]:
-    scores = [None]
-    if ctx.rank == 0:
-        for m in ctx.models.values():
-            m.eval()
-        with torch.no_grad():
-            scores = [job.evaluate(ctx, final)]
+def evaluate(job: Job, ctx: Context, final: bool) -> dict[str, float]:
+    for m in ctx.models.values():
+        m.eval()
+    with torch.no_grad():
+        scores = [job.evaluate(ctx, final)]
     if ctx.world_size > 1:
         dist.broadcast_object_list(scores, src=0)
     return scores[0]
