@@ -275,13 +275,15 @@ def finish(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) -> 
 
 
 def prepare(sweep: Sweep, trials: list[Trial]) -> None:
-    """Login-node checks and caches, once per distinct data/eval setup: a missing dataset fails here."""
+    """Login-node checks and caches, once per distinct setup outside the model and its training (data,
+    preprocessing, evaluation): a missing dataset fails here."""
     from library.data import DatasetNotReady
 
     job = load_job(sweep.job)
     seen = set()
     for t in trials:
-        key = json.dumps({k: v for k, v in t.config.items() if k.startswith(("data.", "eval."))}, sort_keys=True)
+        key = json.dumps({k: v for k, v in t.config.items() if not k.startswith(("model.", "optim.", "train."))},
+                         sort_keys=True)
         if key not in seen:
             seen.add(key)
             try:

@@ -1,0 +1,39 @@
+"""Every sweep file in sweeps/ validates (--dry-run) and its last trial trains for real, shrunk to a tiny budget."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from library.config import parse, to_dict
+from library.sweep import expand, main
+from library.train import Resources, fit, load_job
+
+SWEEPS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.py"))
+
+# Per job: overrides that shrink a trial to seconds on CPU (data and evaluation sizes only).
+TINY = {
+    "gan": {"train.epochs": 1, "data.limit": 256, "eval.num_samples": 100, "eval.final_num_samples": 100},
+}
+
+
+def load_sweep(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SWEEP
+
+
+@pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
+def test_sweep_file_dry_runs_and_its_last_trial_trains(path, tmp_path, capsys):
+    sweep = load_sweep(path)
+    assert sweep.name == path.stem, "a sweep's name is its file's name (results/NAME, runs/NAME)"
+    main(sweep, ["--dry-run", "--backend=local", f"--runs-dir={tmp_path}"])
+    trials = expand(sweep)
+    assert f"{len(trials)} trials" in capsys.readouterr().out
+
+    job = load_job(sweep.job)
+    config = to_dict(parse(job.Config, {**trials[-1].config, **TINY[sweep.job]}))
+    job.prepare(parse(job.Config, config))
+    status = fit(sweep.job, config, tmp_path / "trial", Resources())
+    assert status["status"] in ("completed", "diverged"), status.get("reason")
+    assert status["epoch"] >= 1 and status["final"], status
