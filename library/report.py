@@ -31,8 +31,8 @@ from library.files import atomic_write, read_json  # noqa: E402
 REPORT = "report.html"
 PLOTS = "plots"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-GOOD = ("completed", "running")  # ranked by metric; every other status goes last
-STATUS_COLOURS = {"completed": "#1a7f37", "running": "#0969da", "diverged": "#bc4c00",
+GOOD = ("completed", "running", "stopped")  # ranked by metric; every other status goes last
+STATUS_COLOURS = {"completed": "#1a7f37", "running": "#0969da", "stopped": "#8250df", "diverged": "#bc4c00",
                   "failed": "#cf222e", "not run": "#6e7781"}
 PARAM_LOG_SPAN = 20.0  # a param axis goes log from 20x: lr {2e-4, 1e-3, 1e-2} spans 50x and reads best on log
 METRIC_LOG_SPAN = 10.0  # metric axes go log from 10x: a few collapsed trials must not flatten the good ones

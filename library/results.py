@@ -51,7 +51,7 @@ def collect(sweep, trials, run_root: Path, out_dir: Path) -> pd.DataFrame:
     write_frame(table, out_dir / "trials")
     write_frame(history, out_dir / "curves")
     write_json(out_dir / "sweep.json", {"name": sweep.name, "job": sweep.job, "metric": sweep.metric,
-                                        "mode": sweep.mode, "params": list(sweep.grid), "base": sweep.base,
+                                        "mode": sweep.mode, "params": sweep.params, "base": sweep.base,
                                         "project": sweep.project})
     return table
 

@@ -25,10 +25,11 @@ from typing import Any
 from library.cli import fail, split_overrides
 from library.config import ConfigError, parse, require, to_dict
 from library.files import read_json
+from library.search import ASHA, draw
 from library.tracking import sync_hint, wandb_mode
 from library.train import ENDED, STATUS, Resources, load_job
 
-FINISHED = ("completed", "diverged")  # ENDED without "failed": what --retry-failed does not run again
+FINISHED = ("completed", "diverged", "stopped")  # ENDED without "failed": what --retry-failed does not run again
 MAX_TRIALS = 5000
 
 
@@ -46,10 +47,23 @@ class Sweep:
     """Overrides of the job's config shared by every trial."""
     grid: dict[str, list] = field(default_factory=dict)
     """Config key -> values; every combination is one trial."""
+    search: dict[str, Any] = field(default_factory=dict)
+    """Config key -> distribution (library.search: Uniform, LogUniform, IntRange, Choice): random search."""
+    samples: int = 1
+    """Random draws from `search` per grid point."""
+    seed: int = 0
+    """Seed of the random draws: the same seed gives the same trials on every re-run."""
+    early_stop: ASHA | None = None
+    """Stop trials that fall behind (ASHA through Ray Tune; local and ray-slurm backends)."""
     resources: Resources = field(default_factory=Resources)
     """What each trial runs on."""
     project: str = "dl-studies"
     """W&B project of the trials' runs (group = the sweep's name)."""
+
+    @property
+    def params(self) -> list[str]:
+        """The config keys that vary between trials."""
+        return [*self.grid, *self.search]
 
     def tracking(self) -> dict[str, Any]:
         """W&B settings for every trial, decided once on the login node (see library.tracking)."""
@@ -81,19 +95,32 @@ def expand(sweep: Sweep) -> list[Trial]:
         require(isinstance(values, (list, tuple)) and len(values) > 0, f"grid.{key}", values, "a non-empty list")
         dupes = {repr(v) for v in values if list(values).count(v) > 1}
         require(not dupes, f"grid.{key}", values, f"distinct values (repeated: {', '.join(sorted(dupes))})")
-    size = 1
+    both = sorted(set(sweep.grid) & set(sweep.search))
+    require(not both, "search", both, "keys that are not also in grid")
+    require(isinstance(sweep.samples, int) and sweep.samples >= 1, "samples", sweep.samples, "an integer >= 1")
+    size = sweep.samples if sweep.search else 1
     for values in sweep.grid.values():
         size *= len(values)
     require(size <= MAX_TRIALS, "grid", f"{size} trials", f"at most {MAX_TRIALS} trials per sweep; split the sweep")
+    if sweep.early_stop is not None:
+        sweep.early_stop.check()
     try:
         job = load_job(sweep.job)
     except ValueError as e:
         raise ConfigError("job", sweep.job, str(e)) from None
-    trials = []
+    trials, seen = [], set()
+    draws = draw(sweep.search, sweep.samples, sweep.seed) if sweep.search else [{}]
     for combo in itertools.product(*sweep.grid.values()):
-        cfg = parse(job.Config, {**sweep.base, **dict(zip(sweep.grid, combo))})
-        config = to_dict(cfg)
-        trials.append(Trial(trial_id(sweep.job, config), {k: config[k] for k in sweep.grid}, config))
+        for point in draws:
+            cfg = parse(job.Config, {**sweep.base, **dict(zip(sweep.grid, combo)), **point})
+            config = to_dict(cfg)
+            trial = Trial(trial_id(sweep.job, config), {k: config[k] for k in sweep.params}, config)
+            if trial.id not in seen:  # random draws from small Choice spaces can repeat a point
+                seen.add(trial.id)
+                trials.append(trial)
+            if sweep.early_stop is not None:
+                require(cfg.eval.every == 1, "eval.every", cfg.eval.every,
+                        "1 with early_stop: ASHA compares trials by the metric of every epoch")
     metric, _ = job.primary_metric(cfg)
     require(sweep.metric == metric, "metric", sweep.metric,
             f"{metric!r}: what job {sweep.job!r} reports with this config")
@@ -194,6 +221,9 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         backend = args.backend if args.backend != "auto" else ("slurm" if slurm.slurm_available() else "local")
         site = slurm.load_site(args.site) if backend != "local" else None
         require(args.nodes >= 1, "--nodes", args.nodes, "an integer >= 1")
+        require(sweep.early_stop is None or backend != "slurm", "--backend", backend,
+                "local or ray-slurm for a sweep with early_stop: Slurm array tasks run independently, and ASHA "
+                "needs one driver that sees every trial")
     except ConfigError as e:
         fail(str(e))
     run_root = (args.runs_dir / sweep.name).resolve()

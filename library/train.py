@@ -31,7 +31,8 @@ STATUS = "status.json"
 METRICS = "metrics.json"
 CHECKPOINTS = "checkpoints"
 BEST = "best.pt"
-ENDED = ("completed", "diverged", "failed")  # final trial statuses; "running" is the only other one
+ENDED = ("completed", "diverged", "stopped", "failed")  # final statuses (stopped: by the sweep's ASHA)
+# "running" is the only other one
 
 
 @dataclass(kw_only=True)

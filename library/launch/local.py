@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
-from library.files import read_json
+from library.files import read_json, write_json
 from library.train import STATUS, Resources, fit
 
 
@@ -42,13 +42,19 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict |
             trial_resources)
         space = {"trial": tune.grid_search([{"id": t.id, "config": t.config, "run_dir": str(run_root / t.id)}
                                             for t in trials])}
+        scheduler = None
+        if sweep.early_stop is not None:
+            scheduler = sweep.early_stop.scheduler(sweep.metric, sweep.mode, max(t.config["train.epochs"] for t in trials))
+        progress = ProgressView(sweep.metric, len(trials))
         tuner = tune.Tuner(
             trainable, param_space=space,
-            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
+            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, scheduler=scheduler),
             run_config=tune.RunConfig(name="tune", storage_path=str(run_root / "_ray"), verbose=0,
-                                      callbacks=[ProgressView(sweep.metric, len(trials))]),
+                                      callbacks=[progress]),
         )
         tuner.fit()
+        for run_dir in progress.stopped:  # after fit: the stopped trials' processes are gone and write no more
+            mark_stopped(run_dir)
     finally:
         ray.shutdown()
 
@@ -57,6 +63,15 @@ def run_trial(param: dict, job: str, resources: Resources, tracking: dict) -> No
     """One Tune trial: train it to the end; a failure is recorded in its status, not raised."""
     trial = param["trial"]
     fit(job, trial["config"], trial["run_dir"], resources, report_to_tune=True, tracking=tracking)
+
+
+def mark_stopped(run_dir: Path) -> None:
+    """A trial that Tune's scheduler ended early: final, so a re-run does not resume it."""
+    status = read_json(run_dir / STATUS, {})
+    if status.get("status") == "running":
+        status.update(status="stopped", reason=f"stopped early by ASHA after epoch {status.get('epoch')}: "
+                                               "behind the other trials at that rung")
+        write_json(run_dir / STATUS, status)
 
 
 def route_ray_logs(path: Path) -> None:
@@ -78,6 +93,7 @@ class ProgressView(Callback):
 
     def __init__(self, metric: str, total: int):
         self.metric, self.total, self.done = metric, total, 0
+        self.stopped: list[Path] = []
         self.start = time.time()
 
     def line(self, trial, text: str) -> None:
@@ -94,9 +110,13 @@ class ProgressView(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.done += 1
-        status = read_json(Path(trial.config["trial"]["run_dir"]) / STATUS, {})
+        run_dir = Path(trial.config["trial"]["run_dir"])
+        status = read_json(run_dir / STATUS, {})
         best = status.get(f"best_{self.metric}")
         text = status.get("status", "ended without status")
+        if text == "running":  # Tune ended a trial that had epochs left: its scheduler stopped it
+            self.stopped.append(run_dir)
+            text = f"stopped early by ASHA after epoch {status.get('epoch')}"
         if best is not None:
             text += f"  best {self.metric} {best:.3f} at epoch {status['best_epoch']}"
         if status.get("reason"):

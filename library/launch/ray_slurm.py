@@ -70,7 +70,8 @@ def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict, nod
     check_request(site, sweep.resources)
     folder = run_root / FOLDER
     write_json(folder / "sweep.json", {
-        "name": sweep.name, "job": sweep.job, "metric": sweep.metric, "run_root": str(run_root),
+        "name": sweep.name, "job": sweep.job, "metric": sweep.metric, "mode": sweep.mode, "run_root": str(run_root),
+        "early_stop": vars(sweep.early_stop) if sweep.early_stop else None,
         "resources": vars(sweep.resources), "tracking": tracking,
         "trials": [{"id": t.id, "params": t.params, "config": t.config} for t in trials]})
     script = folder / "job.sbatch"
@@ -88,10 +89,13 @@ def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict, nod
 def run_inside_job(spec_path: Path) -> None:
     """The driver inside the sbatch job: the local backend, attached to this job's Ray cluster."""
     from library.launch import local
+    from library.search import ASHA
     from library.sweep import FINISHED, Sweep, Trial, trial_status
 
     spec = read_json(spec_path)
-    sweep = Sweep(name=spec["name"], job=spec["job"], metric=spec["metric"], resources=Resources(**spec["resources"]))
+    sweep = Sweep(name=spec["name"], job=spec["job"], metric=spec["metric"], mode=spec["mode"],
+                  resources=Resources(**spec["resources"]),
+                  early_stop=ASHA(**spec["early_stop"]) if spec["early_stop"] else None)
     run_root = Path(spec["run_root"])
     trials = [Trial(t["id"], t["params"], t["config"]) for t in spec["trials"]]
     todo = [t for t in trials if trial_status(run_root, t) not in FINISHED]  # a requeued job resumes, not repeats

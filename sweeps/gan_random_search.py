@@ -1,0 +1,26 @@
+"""Random search over a DCGAN's learning rate, Adam betas and noise size, with ASHA stopping the trials that fall
+behind (each trial is scored by a Fréchet distance every epoch).
+
+Launch:  python sweeps/gan_random_search.py                 (16 draws on the 5,000 embedded digits, CPU)
+         python sweeps/gan_random_search.py --backend=ray-slurm --site=site.toml   (ASHA needs one driver:
+                                                              local or ray-slurm, not Slurm arrays)
+         python sweeps/gan_random_search.py --dry-run       (validate and list the drawn trials)
+"""
+from library.search import ASHA, Choice, LogUniform, Uniform
+from library.sweep import Sweep, main
+
+SWEEP = Sweep(
+    name="gan_random_search",
+    job="gan",
+    metric="fd_domain",
+    mode="min",
+    base={"data.name": "mnist5k", "data.image_size": 32, "model.dropout": 0.0, "train.batch_size": 32,
+          "train.epochs": 9},
+    search={"optim.lr": LogUniform(5e-5, 5e-3), "optim.beta1": Uniform(0.0, 0.9),
+            "optim.beta2": Choice([0.9, 0.99, 0.999]), "model.noise_dim": Choice([10, 50, 100, 200])},
+    samples=16,
+    early_stop=ASHA(grace_epochs=1, reduction_factor=3),  # rungs at epochs 1, 3, 9
+)
+
+if __name__ == "__main__":
+    main(SWEEP)

@@ -1,0 +1,75 @@
+"""Random search draws a fixed, validated list of trials; ASHA (real Ray Tune) stops the trials that fall behind
+and a re-run does not resume them."""
+import pytest
+
+from library.config import ConfigError
+from library.files import read_json
+from library.search import ASHA, Choice, IntRange, LogUniform, Uniform
+from library.sweep import Sweep, expand, main
+from library.train import STATUS
+
+BASE = {"data.limit": 320, "train.batch_size": 32, "eval.num_samples": 200, "eval.final_num_samples": 200}
+
+
+def sweep(**kw):
+    spec = dict(name="rs", job="gan", metric="fd_domain", base={**BASE, "train.epochs": 2},
+                search={"optim.lr": LogUniform(1e-5, 1e-2), "optim.beta1": Uniform(0.0, 0.9),
+                        "model.noise_dim": IntRange(10, 200)}, samples=5)
+    return Sweep(**{**spec, **kw})
+
+
+def test_random_draws_are_the_same_on_every_expand_and_inside_their_ranges():
+    first, again = expand(sweep()), expand(sweep())
+    assert [t.id for t in first] == [t.id for t in again] and len(first) == 5
+    assert len({t.id for t in first}) == 5
+    for t in first:
+        assert 1e-5 <= t.params["optim.lr"] <= 1e-2 and 0 <= t.params["optim.beta1"] <= 0.9
+        assert 10 <= t.params["model.noise_dim"] <= 200 and isinstance(t.params["model.noise_dim"], int)
+    assert [t.id for t in expand(sweep(seed=1))] != [t.id for t in first]
+
+
+def test_random_search_times_a_grid_and_repeated_choice_draws_collapse_to_one_trial():
+    trials = expand(sweep(grid={"model.noise": ["normal", "uniform"]}, search={"optim.beta2": Choice([0.9, 0.999])},
+                          samples=6))
+    assert len(trials) == 4  # 2 grid points x at most 2 distinct draws
+    assert {(t.params["model.noise"], t.params["optim.beta2"]) for t in trials} == {
+        (n, b) for n in ("normal", "uniform") for b in (0.9, 0.999)}
+
+
+@pytest.mark.parametrize("kw, field, allowed", [
+    ({"search": {"optim.lr": LogUniform(0.0, 1e-2)}}, "search.optim.lr", "0 < low < high"),
+    ({"search": {"optim.lr": Uniform(0.1, 0.01)}}, "search.optim.lr", "low < high"),
+    ({"search": {"optim.lr": [1e-3, 1e-2]}}, "search.optim.lr", "LogUniform"),
+    ({"search": {"model.noise_dim": Choice([])}}, "search.model.noise_dim", "non-empty"),
+    ({"search": {"optim.lr": LogUniform(0.5, 2.0)}}, "optim.lr", "(0, 1]"),  # draws are checked like any value
+    ({"grid": {"optim.lr": [1e-3]}}, "search", "not also in grid"),
+    ({"samples": 0}, "samples", ">= 1"),
+    ({"samples": 10_000}, "grid", "at most 5000"),
+    ({"early_stop": ASHA(grace_epochs=0)}, "early_stop.grace_epochs", ">= 1"),
+    ({"early_stop": ASHA(), "base": {**BASE, "eval.every": 2}}, "eval.every", "ASHA"),
+])
+def test_bad_search_spaces_are_rejected_naming_the_field(kw, field, allowed):
+    with pytest.raises(ConfigError) as e:
+        expand(sweep(**kw))
+    assert e.value.key == field and allowed in str(e.value), str(e.value)
+
+
+def test_asha_stops_trials_that_fall_behind_and_a_rerun_does_not_resume_them(tmp_path, capsys):
+    # Learning rates from hopeless (1e-6) to good (2e-4): at the rungs (epochs 1 and 2) ASHA must stop some.
+    spec = sweep(name="asha", base={**BASE, "train.epochs": 4}, samples=6, seed=3,
+                 search={"optim.lr": LogUniform(1e-7, 3e-4)}, early_stop=ASHA(grace_epochs=1, reduction_factor=2))
+    argv = ["--backend=local", f"--runs-dir={tmp_path / 'runs'}", f"--results-dir={tmp_path / 'results'}"]
+    main(spec, argv)
+    statuses = {t.id: read_json(tmp_path / "runs" / "asha" / t.id / STATUS) for t in expand(spec)}
+    stopped = [s for s in statuses.values() if s["status"] == "stopped"]
+    completed = [s for s in statuses.values() if s["status"] == "completed"]
+    assert stopped and completed and len(stopped) + len(completed) == 6, statuses
+    assert all(s["epoch"] < 4 and "ASHA" in s["reason"] for s in stopped)
+    assert all(s["epoch"] == 4 for s in completed)
+    best = min(statuses.values(), key=lambda s: s["best_fd_domain"])
+    assert best["status"] == "completed"
+    out = capsys.readouterr().out
+    assert "stopped early by ASHA" in out
+
+    main(spec, argv)
+    assert "6 finished before, 0 to run" in capsys.readouterr().out
