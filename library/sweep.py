@@ -164,6 +164,14 @@ class SweepLock:
         self.file.close()
 
 
+def writable(folder: Path) -> bool:
+    """The folder, or the nearest parent that exists, is a directory this process may write into."""
+    folder = folder.expanduser().resolve()
+    while not folder.exists():
+        folder = folder.parent
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
 def parse_args(argv: list[str] | None, sweep: Sweep) -> tuple[argparse.Namespace, dict[str, str]]:
     parser = argparse.ArgumentParser(prog=f"python sweeps/{sweep.name}.py", allow_abbrev=False,
                                      description=f"Run the {sweep.name} sweep ({sweep.job} job) and write results/{sweep.name}/.",
@@ -215,8 +223,8 @@ def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str])
 def main(sweep: Sweep, argv: list[str] | None = None) -> None:
     from library.launch import slurm
 
-    args, overrides = parse_args(argv, sweep)
     try:
+        args, overrides = parse_args(argv, sweep)
         sweep, trials = configure(sweep, args, overrides)
         backend = args.backend if args.backend != "auto" else ("slurm" if slurm.slurm_available() else "local")
         site = slurm.load_site(args.site) if backend != "local" else None
@@ -224,7 +232,11 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         require(sweep.early_stop is None or backend != "slurm", "--backend", backend,
                 "local or ray-slurm for a sweep with early_stop: Slurm array tasks run independently, and ASHA "
                 "needs one driver that sees every trial")
-    except ConfigError as e:
+        for flag, folder in (("--runs-dir", args.runs_dir), ("--results-dir", args.results_dir)):
+            require(writable(folder), flag, str(folder), "a folder this user can write to, or create")
+        if backend != "local":  # what Slurm would refuse fails here, before anything is written
+            slurm.check_request(site, sweep.resources)
+    except (ConfigError, RuntimeError) as e:
         fail(str(e))
     run_root = (args.runs_dir / sweep.name).resolve()
     out_dir = (args.results_dir / sweep.name).resolve()
@@ -244,8 +256,8 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         return
     finished = FINISHED if args.retry_failed else ENDED
     started = time.time()
+    prepare(sweep, trials)  # before the lock: a missing dataset leaves nothing under runs/
     with SweepLock(run_root / ".lock"):
-        prepare(sweep, trials)
         todo = [t for t in trials if trial_status(run_root, t) not in finished]
         if backend != "local":
             running = slurm.active_trials(run_root)
@@ -319,5 +331,5 @@ def prepare(sweep: Sweep, trials: list[Trial]) -> None:
             try:
                 job.prepare(parse(job.Config, t.config))
             except DatasetNotReady as e:
-                fail(str(e))
+                fail(f"data.name={t.config.get('data.name')!r} is not ready: {e}")
     sys.stdout.flush()
