@@ -1,25 +1,30 @@
-"""DCGAN on an image dataset, scored by a Fréchet distance. Run alone: `python jobs/gan.py --help`."""
+"""GANs on an image dataset, scored by a Fréchet distance: DCGAN (28/32/64 px, spectral norm, SAGAN
+self-attention, the PathMNIST attention branch), MLP GAN, conditional variants, and the bce / lsgan / hinge
+objectives, all chosen by `model.*` keys. Run alone: `python jobs/gan.py --help`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torchvision.utils import save_image
 
 from library.config import AdamConfig, DataConfig, EvalConfig, TrainConfig, section
 from library.data import DATASETS, default_root, load_images
 from library.files import atomic_write
+from library.losses import LOSSES
 from library.metrics import FrechetScorer, metric_name
-from library.models.gan import DCGANConfig, build, sample_noise
+from library.models.gan import GANModelConfig, build, interpolation_noise, sample_noise
 from library.train import Context, Job
+
+GRID_COLUMNS = 8  # conditional grids: one row per label, this many fixed noise vectors per row
+INTERPOLATION = (4, 8)  # rows (pairs of noise vectors) x steps from one end to the other
 
 
 @dataclass(kw_only=True)
 class GANConfig:
     data: DataConfig = section(DataConfig)
-    model: DCGANConfig = section(DCGANConfig)
+    model: GANModelConfig = section(GANModelConfig)
     optim: AdamConfig = section(AdamConfig)
     train: TrainConfig = section(TrainConfig)
     eval: EvalConfig = section(EvalConfig)
@@ -33,10 +38,15 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
     return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+def write_grid(images: torch.Tensor, nrow: int, path: Path) -> None:
+    grid = to_uint8(images).float() / 255
+    atomic_write(path, lambda tmp: save_image(grid, tmp, nrow=nrow, padding=2, format="png"))
+
+
 class GANJob(Job):
     name = "gan"
     Config = GANConfig
-    images = {"samples": "samples.png"}
+    images = {"samples": "samples.png", "interpolation": "interpolation.png"}
 
     def primary_metric(self, cfg):
         return metric_name(cfg.eval.extractor), "min"
@@ -45,10 +55,12 @@ class GANJob(Job):
         self.scorer(cfg, "cpu").prepare()
 
     def load_data(self, cfg):
-        images = load_images(cfg.data.name, cfg.data.root or None, "train", cfg.data.image_size).images
+        data = load_images(cfg.data.name, cfg.data.root or None, "train", cfg.data.image_size)
+        images, labels = data.images, data.labels
         if cfg.data.limit:  # a fixed random subset: files such as mnist5k are sorted by label
-            images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: cfg.data.limit]]
-        return [images]
+            keep = torch.randperm(len(images), generator=torch.Generator().manual_seed(0))[: cfg.data.limit]
+            images, labels = images[keep], labels[keep]
+        return [images, labels]
 
     def scorer(self, cfg, device) -> FrechetScorer:
         d = cfg.data
@@ -57,59 +69,82 @@ class GANJob(Job):
                              cfg.eval.extractor, Path(d.root or default_root()) / "metric_cache", device)
 
     def build(self, cfg, ctx: Context):
-        g, d = build(cfg.model, cfg.data.image_size, DATASETS[cfg.data.name].channels)
+        dataset = DATASETS[cfg.data.name]
+        g, d = build(cfg.model, cfg.data.image_size, dataset.channels, dataset.num_classes)
         betas = (cfg.optim.beta1, cfg.optim.beta2)
         opts = {"g": torch.optim.Adam(g.parameters(), cfg.optim.lr, betas),
                 "d": torch.optim.Adam(d.parameters(), cfg.optim.lr, betas)}
-        if ctx.rank == 0:  # evaluation noise has its own generator so scoring never shifts the training RNG
-            gen = torch.Generator().manual_seed(cfg.train.seed + 12345)
-            self.grid_noise = sample_noise(cfg.model, 16, "cpu", gen).to(ctx.device)
+        if ctx.rank == 0:  # evaluation noise has its own generators so evaluating never shifts the training RNG
+            self.grid = self.grid_inputs(cfg, dataset.num_classes, ctx.device)
+            rows, steps = INTERPOLATION
+            z = interpolation_noise(cfg.model, rows, steps, torch.Generator().manual_seed(cfg.train.seed + 23456))
+            labels = torch.arange(rows).repeat_interleave(steps) % dataset.num_classes  # one label per row
+            self.interpolation = (z.to(ctx.device), labels.to(ctx.device) if cfg.model.conditional else None, steps)
             self._scorer = None
         return {"g": g, "d": d}, opts
 
+    def grid_inputs(self, cfg, num_classes: int, device) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """(noise, labels, images per row) of the progress grid: 16 fixed noise vectors in 4 rows, or for a
+        conditional model one row per label with the same noise vectors in every row (style per column)."""
+        gen = torch.Generator().manual_seed(cfg.train.seed + 12345)
+        if not cfg.model.conditional:
+            return sample_noise(cfg.model, 16, "cpu", gen).to(device), None, 4
+        z = sample_noise(cfg.model, GRID_COLUMNS, "cpu", gen).repeat(num_classes, 1)
+        labels = torch.arange(num_classes).repeat_interleave(GRID_COLUMNS)
+        return z.to(device), labels.to(device), GRID_COLUMNS
+
     def step(self, batch, ctx: Context):
         real = to_float(batch[0])
+        labels = batch[1] if ctx.cfg.model.conditional else None  # fakes are drawn for the real batch's labels
         g, d = ctx.models["g"], ctx.models["d"]
         opt_g, opt_d = ctx.optimizers["g"], ctx.optimizers["d"]
-        z = sample_noise(ctx.cfg.model, len(real), ctx.device)
-        ones, zeros = torch.ones(len(real), device=ctx.device), torch.zeros(len(real), device=ctx.device)
+        loss = LOSSES[ctx.cfg.model.loss]
 
-        # Discriminator: real -> 1, fake -> 0. One backward per forward, as in pytorch/examples' dcgan.
-        opt_d.zero_grad(set_to_none=True)
-        with ctx.autocast():
-            fake = g(z)
-            d_real = d(real)
-            loss_d_real = F.binary_cross_entropy_with_logits(d_real, ones)
-        ctx.backward(loss_d_real)
-        with ctx.autocast():
-            d_fake = d(fake.detach())
-            loss_d_fake = F.binary_cross_entropy_with_logits(d_fake, zeros)
-        ctx.backward(loss_d_fake)
-        ctx.step(opt_d)
+        # Discriminator, d_steps times. One backward per forward, as in pytorch/examples' dcgan: batch norm
+        # sees real and fake batches separately.
+        for _ in range(ctx.cfg.model.d_steps):
+            z = sample_noise(ctx.cfg.model, len(real), ctx.device)
+            opt_d.zero_grad(set_to_none=True)
+            with ctx.autocast():
+                fake = g(z, labels)
+                d_real = d(real, labels)
+            loss_d_real = loss.d_real(d_real)
+            ctx.backward(loss_d_real)
+            with ctx.autocast():
+                d_fake = d(fake.detach(), labels)
+            loss_d_fake = loss.d_fake(d_fake)
+            ctx.backward(loss_d_fake)
+            ctx.step(opt_d)
 
-        # Generator: non-saturating loss, fake -> 1.
+        # Generator, on the last discriminator step's fakes.
         opt_g.zero_grad(set_to_none=True)
         with ctx.autocast():
-            loss_g = F.binary_cross_entropy_with_logits(d(fake), ones)
+            d_fooled = d(fake, labels)
+        loss_g = loss.g(d_fooled)
         ctx.backward(loss_g)
         ctx.step(opt_g)
         return {"loss_d": loss_d_real + loss_d_fake, "loss_g": loss_g,
-                "d_real": torch.sigmoid(d_real.float()).mean(), "d_fake": torch.sigmoid(d_fake.float()).mean()}
+                "d_real": loss.readout(d_real).mean(), "d_fake": loss.readout(d_fake).mean()}
 
     def evaluate(self, ctx: Context, final: bool):
         if ctx.rank != 0:  # the Fréchet distance needs all samples in one place
             return {}
         cfg = ctx.cfg
         g = ctx.model("g")
-        grid = to_uint8(g(self.grid_noise)).float() / 255
+        z, labels, per_row = self.grid
         for name in (f"samples/epoch_{ctx.epoch + 1:04d}.png", "samples.png"):
-            atomic_write(ctx.run_dir / name, lambda tmp: save_image(grid, tmp, nrow=4, padding=2, format="png"))
+            write_grid(g(z, labels), per_row, ctx.run_dir / name)
+        z, labels, per_row = self.interpolation
+        write_grid(g(z, labels), per_row, ctx.run_dir / "interpolation.png")
         if self._scorer is None:
             self._scorer = self.scorer(cfg, str(ctx.device))
         n = cfg.eval.final_num_samples if final else cfg.eval.num_samples
         gen = torch.Generator().manual_seed(cfg.train.seed + 54321)
-        fakes = [to_uint8(g(sample_noise(cfg.model, len(chunk), "cpu", gen).to(ctx.device))).cpu()
-                 for chunk in torch.arange(n).split(500)]
+        num_classes = DATASETS[cfg.data.name].num_classes
+        fakes = []
+        for chunk in torch.arange(n).split(500):  # conditional: every class equally often
+            labels = (chunk % num_classes).to(ctx.device) if cfg.model.conditional else None
+            fakes.append(to_uint8(g(sample_noise(cfg.model, len(chunk), "cpu", gen).to(ctx.device), labels)).cpu())
         return self._scorer.score(torch.cat(fakes))
 
 

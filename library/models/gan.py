@@ -1,8 +1,7 @@
-"""DCGAN (Radford et al., 2015) generator and discriminator for 28, 32 and 64 px images.
+"""The GAN family's base: one model config, noise, weight init, spectral normalization and `build`.
 
-The 64 px pair with g_width=128, d_width=64 is the PathMNIST study's architecture:
-G = Linear(z -> 1024x4x4), ConvTranspose 1024->512->256->128->C; D = Conv C->64->128->256->512, Conv(512, 1, k4).
-28 px starts from 7x7 instead of 4x4 so that two k4 s2 p1 up-convolutions land exactly on 28.
+The variants live one per file: dcgan.py (28/32/64 px, self-attention, the attention branch, conditioning) and
+mlp_gan.py; the objectives are in library/losses.py.
 """
 from __future__ import annotations
 
@@ -10,89 +9,103 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from library.config import require
-
-BASE = {28: 7, 32: 4, 64: 4}  # spatial size of the generator's first feature map
-STAGES = {28: 2, 32: 3, 64: 4}  # k4 s2 p1 (de)convolutions between BASE and the image
+from library.losses import LOSSES
+from library.models import dcgan, mlp_gan
 
 
 @dataclass(kw_only=True)
-class DCGANConfig:
+class GANModelConfig:
+    arch: str = "dcgan"
+    """dcgan (convolutional) or mlp (fully connected, Goodfellow et al. 2014)."""
     noise_dim: int = 100
     """Length of the generator's input noise vector z."""
     noise: str = "normal"
     """Distribution of z: normal (N(0, 1)) or uniform (U(-1, 1))."""
     g_width: int = 32
-    """Channels of the generator's last hidden layer; each earlier layer doubles it."""
+    """Channels of the generator's last hidden layer; each earlier layer doubles it (mlp: hidden sizes 8, 16, 32x)."""
     d_width: int = 32
-    """Channels of the discriminator's first layer; each later layer doubles it."""
+    """Channels of the discriminator's first layer; each later layer doubles it (mlp: hidden sizes 16, 8x)."""
     dropout: float = 0.2
-    """Dropout2d after each discriminator block."""
+    """Dropout after each discriminator block."""
+    attention: str = "none"
+    """dcgan only: none, self (SAGAN self-attention in G and D, at half the image size) or branch (the PathMNIST
+    discriminator's 1x1-conv sigmoid gate on its last feature map)."""
+    spectral_norm: str = "off"
+    """Spectral normalization (Miyato et al. 2018) of the weights: off, d (the discriminator's; replaces its batch
+    norm) or both (G's too, as SAGAN does)."""
+    conditional: bool = False
+    """Condition G and D on the class label (label embedding into G's input, projection discriminator)."""
+    loss: str = "bce"
+    """bce (non-saturating), lsgan (least squares) or hinge."""
+    d_steps: int = 1
+    """Discriminator updates per generator update (each on fresh noise, with the step's real batch)."""
 
     def check(self, prefix: str) -> None:
+        require(self.arch in ("dcgan", "mlp"), f"{prefix}arch", self.arch, "dcgan or mlp")
         require(1 <= self.noise_dim <= 4096, f"{prefix}noise_dim", self.noise_dim, "an integer in [1, 4096]")
         require(self.noise in ("normal", "uniform"), f"{prefix}noise", self.noise, "normal or uniform")
         require(1 <= self.g_width <= 1024, f"{prefix}g_width", self.g_width, "an integer in [1, 1024]")
         require(1 <= self.d_width <= 1024, f"{prefix}d_width", self.d_width, "an integer in [1, 1024]")
         require(0 <= self.dropout < 1, f"{prefix}dropout", self.dropout, "a float in [0, 1)")
+        require(self.attention in ("none", "self", "branch"), f"{prefix}attention", self.attention,
+                "none, self or branch")
+        require(self.attention == "none" or self.arch == "dcgan", f"{prefix}attention", self.attention,
+                f"none with {prefix}arch={self.arch!r} (attention is for the convolutional dcgan)")
+        require(self.attention != "self" or min(self.g_width, self.d_width) >= 8, f"{prefix}attention",
+                self.attention, f"self needs {prefix}g_width and {prefix}d_width >= 8 (its query/key have width/8 "
+                f"channels; got {self.g_width} and {self.d_width})")
+        require(self.spectral_norm in ("off", "d", "both"), f"{prefix}spectral_norm", self.spectral_norm,
+                "off, d or both")
+        require(self.loss in LOSSES, f"{prefix}loss", self.loss, ", ".join(LOSSES))
+        require(1 <= self.d_steps <= 100, f"{prefix}d_steps", self.d_steps, "an integer in [1, 100]")
 
 
-def sample_noise(cfg: DCGANConfig, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_noise(cfg: GANModelConfig, n: int, device, generator: torch.Generator | None = None) -> torch.Tensor:
     if cfg.noise == "uniform":
         return torch.rand(n, cfg.noise_dim, device=device, generator=generator) * 2 - 1
     return torch.randn(n, cfg.noise_dim, device=device, generator=generator)
 
 
-class Generator(nn.Module):
-    def __init__(self, image_size: int, channels: int, noise_dim: int, width: int):
-        super().__init__()
-        base, stages = BASE[image_size], STAGES[image_size]
-        top = width * 2 ** (stages - 1)
-        self.project = nn.Sequential(  # z -> top x base x base
-            nn.Linear(noise_dim, top * base * base, bias=False),
-            nn.Unflatten(1, (top, base, base)),
-            nn.BatchNorm2d(top),
-            nn.LeakyReLU(0.2, inplace=True),
-        )
-        blocks = []
-        for i in range(stages - 1):  # each block doubles the side and halves the channels
-            c = top // 2**i
-            blocks += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.LeakyReLU(0.2, inplace=True)]
-        self.upsample = nn.Sequential(*blocks)  # -> width x image_size/2 x image_size/2
-        self.to_image = nn.Sequential(nn.ConvTranspose2d(width, channels, 4, 2, 1), nn.Tanh())  # -> C x size x size
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.to_image(self.upsample(self.project(z)))
-
-
-class Discriminator(nn.Module):
-    def __init__(self, image_size: int, channels: int, width: int, dropout: float):
-        super().__init__()
-        base, stages = BASE[image_size], STAGES[image_size]
-        layers = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True), nn.Dropout2d(dropout)]
-        for i in range(stages - 1):  # each block halves the side and doubles the channels
-            c = width * 2**i
-            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2, inplace=True), nn.Dropout2d(dropout)]
-        self.features = nn.Sequential(*layers)  # -> width*2^(stages-1) x base x base
-        self.logit = nn.Conv2d(width * 2 ** (stages - 1), 1, base)  # -> 1 x 1 x 1
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.logit(self.features(x)).flatten()
+def interpolation_noise(cfg: GANModelConfig, rows: int, steps: int, generator: torch.Generator) -> torch.Tensor:
+    """rows x steps noise vectors: each row walks in a straight line from one random z to another."""
+    ends = sample_noise(cfg, 2 * rows, "cpu", generator).view(rows, 2, 1, cfg.noise_dim)
+    t = torch.linspace(0, 1, steps).view(1, steps, 1)
+    return (ends[:, 0] * (1 - t) + ends[:, 1] * t).flatten(0, 1)
 
 
 def init_weights(module: nn.Module) -> None:
-    """DCGAN init: conv weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
+    """DCGAN init: conv and linear weights ~ N(0, 0.02), batch-norm scales ~ N(1, 0.02)."""
     if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
         nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
 
-def build(cfg: DCGANConfig, image_size: int, channels: int) -> tuple[Generator, Discriminator]:
-    g = Generator(image_size, channels, cfg.noise_dim, cfg.g_width)
-    d = Discriminator(image_size, channels, cfg.d_width, cfg.dropout)
+def add_spectral_norm(model: nn.Module) -> None:
+    """Divide every weight by its largest singular value (one power iteration per training forward)."""
+    for module in list(model.modules()):
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+            spectral_norm(module)
+
+
+def build(cfg: GANModelConfig, image_size: int, channels: int, num_classes: int = 0) -> tuple[nn.Module, nn.Module]:
+    """Generator and discriminator, initialised. num_classes is used when cfg.conditional."""
+    classes = num_classes if cfg.conditional else 0
+    if cfg.arch == "mlp":
+        g = mlp_gan.Generator(image_size, channels, cfg.noise_dim, cfg.g_width, classes)
+        d = mlp_gan.Discriminator(image_size, channels, cfg.d_width, cfg.dropout, classes)
+    else:
+        g = dcgan.Generator(image_size, channels, cfg.noise_dim, cfg.g_width, classes, cfg.attention == "self")
+        d = dcgan.Discriminator(image_size, channels, cfg.d_width, cfg.dropout, classes, cfg.attention,
+                                batch_norm=cfg.spectral_norm == "off")
     g.apply(init_weights)
     d.apply(init_weights)
+    if cfg.spectral_norm != "off":
+        add_spectral_norm(d)
+    if cfg.spectral_norm == "both":
+        add_spectral_norm(g)
     return g, d

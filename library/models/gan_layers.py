@@ -1,0 +1,60 @@
+"""Building blocks the GAN variants share: self-attention (SAGAN), the attention branch of the PathMNIST
+discriminator, and the projection discriminator's label term."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SelfAttention(nn.Module):
+    """Self-attention over all positions of a feature map (Zhang et al., 2019, SAGAN, section 3).
+
+    o_j = sum_i softmax_i(f(x_i)^T g(x_j)) h(x_i), with f, g, h 1x1 convolutions (f, g to C/8 channels), and the
+    block returns x + gamma * o. gamma starts at 0, so the network first relies on local (convolutional) cues and
+    learns to weigh in distant ones.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.query = nn.Conv2d(channels, channels // 8, 1)  # f
+        self.key = nn.Conv2d(channels, channels // 8, 1)  # g
+        self.value = nn.Conv2d(channels, channels, 1)  # h
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = self.query(x).flatten(2), self.key(x).flatten(2), self.value(x).flatten(2)  # B x C' x N, N = h*w
+        attention = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # B x N x N: row j weighs every position i
+        out = (v @ attention.transpose(1, 2)).view(b, c, h, w)  # B x C x h x w
+        return x + self.gamma * out
+
+
+class AttentionBranch(nn.Module):
+    """The PathMNIST discriminator's optional branch: a 1x1 conv and a sigmoid give each position a weight in
+    (0, 1) that gates the feature map, so D can attend to the informative tissue regions."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())  # C x h x w -> 1 x h x w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight(x)
+
+
+class LabelProjection(nn.Module):
+    """The label term of a projection discriminator (Miyato & Koyama, 2018): <embed(y), pooled features>, added
+    to the unconditional logit.
+
+    Chosen over a label channel concatenated to the image: it costs one inner product instead of num_classes
+    extra input planes at full resolution, works the same for conv and MLP discriminators, and is how SAGAN and
+    BigGAN condition D.
+    """
+
+    def __init__(self, num_classes: int, channels: int):
+        super().__init__()
+        self.embed = nn.Embedding(num_classes, channels)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)  # as small as the conv weights: the term starts near 0
+
+    def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        pooled = features.mean((2, 3)) if features.dim() == 4 else features  # B x C
+        return (self.embed(labels) * pooled).sum(1)  # B
