@@ -1,0 +1,152 @@
+"""Character-level language model (rnn / lstm / gru) on any text; per-epoch train and test loss, and a
+1000-character sample at a temperature saved per trial. Run alone: `python jobs/charrnn.py --help`.
+Default data: gensim's lee_background.cor (360 KB of English news); `--data.name=shakespeare` or `dickens`
+after `python -m library.data prepare NAME`, or `--data.name=files --data.files="['a.txt','b.txt']"`."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from library.config import TrainConfig, require, section
+from library.data.text import TEXT_DATASETS, load_text, read_text_files
+from library.files import write_text
+from library.models.rnn import CharLM, RNNConfig, sample_chars
+from library.text import CharEmbedConfig, OptimConfig, clip
+from library.train import Context, Job
+
+CORPORA = [n for n, s in TEXT_DATASETS.items() if s.kind == "corpus"]
+
+
+@dataclass(kw_only=True)
+class CorpusData:
+    name: str = "lee"
+    """Text to model: one of the registered corpora, or `files` for data.files."""
+    files: list[str] = field(default_factory=list)
+    """UTF-8 text files for name=files (Gutenberg headers are stripped)."""
+    root: str = ""
+    """Folder holding prepared datasets; empty = $LIBRARY_DATA_ROOT or ~/.cache/library/data."""
+    seq_len: int = 100
+    """Characters per training window (truncated backpropagation through time)."""
+    test_fraction: float = 0.1
+    """The last share of the text, held out for the test loss."""
+    limit_chars: int = 0
+    """Use only the first N characters (0 = all); for quick runs."""
+
+    def check(self, prefix: str) -> None:
+        require(self.name in CORPORA + ["files"], f"{prefix}name", self.name, " / ".join(CORPORA + ["files"]))
+        require(self.name != "files" or (self.files and all(Path(f).is_file() for f in self.files)),
+                f"{prefix}files", self.files, "existing text files when data.name=files")
+        require(2 <= self.seq_len <= 10_000, f"{prefix}seq_len", self.seq_len, "an integer in [2, 10000]")
+        require(0 < self.test_fraction < 1, f"{prefix}test_fraction", self.test_fraction, "a float in (0, 1)")
+        require(self.limit_chars >= 0, f"{prefix}limit_chars", self.limit_chars, "an integer >= 0 (0 = all)")
+
+
+@dataclass(kw_only=True)
+class SampleEvalConfig:
+    every: int = 1
+    """Test loss and a sample every N epochs (and always after the last one)."""
+    sample_chars: int = 1000
+    """Length of the generated sample."""
+    temperature: float = 0.8
+    """Sampling temperature: lower is safer and more repetitive, higher more varied."""
+
+    def check(self, prefix: str) -> None:
+        require(self.every >= 1, f"{prefix}every", self.every, "an integer >= 1")
+        require(self.sample_chars >= 1, f"{prefix}sample_chars", self.sample_chars, "an integer >= 1")
+        require(self.temperature > 0, f"{prefix}temperature", self.temperature, "a float > 0")
+
+
+@dataclass(kw_only=True)
+class CharRNNConfig:
+    data: CorpusData = section(CorpusData)
+    embed: CharEmbedConfig = section(CharEmbedConfig)
+    model: RNNConfig = section(RNNConfig)
+    optim: OptimConfig = section(OptimConfig)
+    train: TrainConfig = section(TrainConfig)
+    eval: SampleEvalConfig = section(SampleEvalConfig)
+
+    def check(self, prefix: str) -> None:  # a language model must not read the characters it predicts
+        require(self.model.cell != "bilstm", f"{prefix}model.cell", self.model.cell, "rnn, lstm or gru")
+
+
+def read_corpus(cfg: CorpusData) -> str:
+    text = read_text_files(cfg.files) if cfg.name == "files" else load_text(cfg.name, cfg.root or None, "corpus")
+    return text[:cfg.limit_chars] if cfg.limit_chars else text
+
+
+def windows(ids: torch.Tensor, seq_len: int) -> torch.Tensor:
+    """Consecutive N x (seq_len + 1) windows: inputs are [:, :-1], next-character targets [:, 1:]."""
+    n = (len(ids) - 1) // seq_len
+    return torch.stack([ids[i * seq_len: i * seq_len + seq_len + 1] for i in range(n)])
+
+
+class CharRNNJob(Job):
+    name = "charrnn"
+    Config = CharRNNConfig
+
+    def primary_metric(self, cfg):
+        return "test_loss", "min"
+
+    def prepare(self, cfg):
+        require(len(read_corpus(cfg.data)) > 4 * cfg.data.seq_len / cfg.data.test_fraction, "data.seq_len",
+                cfg.data.seq_len, "a window that fits several times into the held-out part of the text")
+
+    def load_data(self, cfg):
+        text = read_corpus(cfg.data)
+        self.chars = sorted(set(text))  # the whole text's: a character first seen in the test part is no <unk>
+        index = {c: i for i, c in enumerate(self.chars)}
+        ids = torch.tensor([index[c] for c in text])
+        cut = int(len(ids) * (1 - cfg.data.test_fraction))
+        self.test = windows(ids[cut:], cfg.data.seq_len)
+        return [windows(ids[:cut], cfg.data.seq_len)]
+
+    def build(self, cfg, ctx: Context):
+        lm = CharLM(len(self.chars), cfg.embed.dim, cfg.model)
+        return {"lm": lm}, {"lm": torch.optim.Adam(lm.parameters(), cfg.optim.lr)}
+
+    def step(self, batch, ctx: Context):
+        w = batch[0]
+        lm, opt = ctx.models["lm"], ctx.optimizers["lm"]
+        opt.zero_grad(set_to_none=True)
+        with ctx.autocast():
+            logits, _ = lm(w[:, :-1])
+            loss = F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten())
+        ctx.backward(loss)
+        clip(ctx, opt)
+        ctx.step(opt)
+        return {"loss": loss}
+
+    def evaluate(self, ctx: Context, final: bool):
+        lm = ctx.model("lm")
+        total = torch.zeros(2, dtype=torch.float64, device=ctx.device)  # summed loss, characters
+        for idx in ctx.eval_indices(len(self.test)).split(128):
+            w = self.test[idx].to(ctx.device)
+            with ctx.autocast():
+                logits, _ = lm(w[:, :-1])
+            total[0] += F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten(), reduction="sum").double()
+            total[1] += w[:, 1:].numel()
+        loss, count = ctx.sum_over_ranks(total).tolist()
+        if ctx.rank == 0:
+            self.write_sample(ctx)
+        return {"test_loss": loss / count, "test_bits_per_char": loss / count / math.log(2)}
+
+    def write_sample(self, ctx: Context) -> None:
+        cfg = ctx.cfg.eval
+        gen = torch.Generator().manual_seed(ctx.cfg.train.seed + 4242)  # the same draws every epoch
+        first = int(self.test[0, 0])
+        ids = sample_chars(ctx.model("lm"), first, cfg.sample_chars, cfg.temperature, gen)
+        text = self.chars[first] + "".join(self.chars[i] for i in ids)
+        for name in (f"samples/epoch_{ctx.epoch + 1:04d}.txt", "sample.txt"):
+            write_text(ctx.run_dir / name, text)
+
+
+JOB = CharRNNJob()
+
+if __name__ == "__main__":
+    from library.cli import run_job
+
+    run_job("charrnn")

@@ -1,0 +1,101 @@
+"""Language of a text snippet, read character by character by an RNN / LSTM / GRU / BiLSTM classifier;
+accuracy per language and a confusion matrix. Run alone: `python jobs/langid.py --help`.
+Default data: English, Bulgarian and Russian text shipped with gensim. `--data.name=names` (surnames in 18
+languages, PyTorch's tutorial data) after `python -m library.data prepare names`, or any folder of
+LANGUAGE.txt files: `--data.name=folder --data.folder=PATH`."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from library.config import TrainConfig, require, section
+from library.data.text import TEXT_DATASETS, load_text, read_language_folder
+from library.models.rnn import RNNConfig, SequenceClassifier
+from library.text import (CharEmbedConfig, OptimConfig, SequenceClassification, TextEvalConfig, build_vocab,
+                          encode, split_indices)
+
+LANGUAGE_SETS = [n for n, s in TEXT_DATASETS.items() if s.kind == "languages"]
+
+
+@dataclass(kw_only=True)
+class LanguageData:
+    name: str = "gensim_langs"
+    """Per-language texts: a registered set, or `folder` for data.folder."""
+    folder: str = ""
+    """A folder of LANGUAGE.txt files (UTF-8) for name=folder."""
+    root: str = ""
+    """Folder holding prepared datasets; empty = $LIBRARY_DATA_ROOT or ~/.cache/library/data."""
+    snippet_chars: int = 64
+    """A line longer than this is cut into snippets of this many characters; shorter lines (names) stay whole."""
+    per_language: int = 500
+    """At most this many snippets per language, a fixed random choice (0 = all)."""
+    test_fraction: float = 0.2
+    """Held-out share of every language's snippets."""
+
+    def check(self, prefix: str) -> None:
+        names = LANGUAGE_SETS + ["folder"]
+        require(self.name in names, f"{prefix}name", self.name, " / ".join(names))
+        require(self.name != "folder" or Path(self.folder).is_dir(), f"{prefix}folder", self.folder,
+                "an existing folder of LANGUAGE.txt files when data.name=folder")
+        require(self.snippet_chars >= 2, f"{prefix}snippet_chars", self.snippet_chars, "an integer >= 2")
+        require(self.per_language >= 0, f"{prefix}per_language", self.per_language, "an integer >= 0 (0 = all)")
+        require(0 < self.test_fraction < 1, f"{prefix}test_fraction", self.test_fraction, "a float in (0, 1)")
+
+
+@dataclass(kw_only=True)
+class LangIdConfig:
+    data: LanguageData = section(LanguageData)
+    embed: CharEmbedConfig = section(CharEmbedConfig)
+    model: RNNConfig = section(RNNConfig)
+    optim: OptimConfig = section(OptimConfig)
+    train: TrainConfig = section(TrainConfig)
+    eval: TextEvalConfig = section(TextEvalConfig)
+
+
+def snippets(text: str, size: int) -> list[str]:
+    out = []
+    for line in text.splitlines():
+        line = " ".join(line.split())
+        out += [line[i:i + size] for i in range(0, len(line), size) if len(line[i:i + size]) >= min(size, len(line))]
+    return [s for s in out if s]
+
+
+def build_dataset(cfg: LanguageData) -> dict:
+    texts = read_language_folder(Path(cfg.folder)) if cfg.name == "folder" else load_text(cfg.name, cfg.root or None)
+    languages = sorted(texts)
+    rows, labels = [], []
+    for k, lang in enumerate(languages):
+        pieces = snippets(texts[lang], cfg.snippet_chars)
+        if cfg.per_language and len(pieces) > cfg.per_language:
+            pieces = random.Random(k).sample(pieces, cfg.per_language)
+        rows += pieces
+        labels += [k] * len(pieces)
+    train, test = split_indices(labels, cfg.test_fraction, seed=0)
+    vocab = build_vocab([list(rows[i]) for i in train])
+    out = {"classes": languages, "vocab_size": len(vocab)}
+    for name, idx in (("train", train), ("test", test)):
+        out[f"{name}_ids"], out[f"{name}_lengths"] = encode([list(rows[i]) for i in idx], vocab, cfg.snippet_chars)
+        out[f"{name}_labels"] = torch.tensor([labels[i] for i in idx])
+    return out
+
+
+class LangIdJob(SequenceClassification):
+    name = "langid"
+    Config = LangIdConfig
+
+    def encoded(self, cfg):
+        return build_dataset(cfg.data)
+
+    def model(self, cfg, encoded):
+        return SequenceClassifier(encoded["vocab_size"], cfg.embed.dim, len(encoded["classes"]), cfg.model)
+
+
+JOB = LangIdJob()
+
+if __name__ == "__main__":
+    from library.cli import run_job
+
+    run_job("langid")

@@ -1,0 +1,103 @@
+"""Palindromes of length T: read the first T-1 digits, predict the last (it equals the first). Compares a
+hand-written LSTM cell with nn.LSTM and a vanilla RNN as T grows. Run alone: `python jobs/palindrome.py --help`.
+The data is generated (seeded), so nothing needs preparing."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from library.config import TrainConfig, require, section
+from library.models.rnn import PALINDROME_CELLS, PalindromeNet
+from library.text import OptimConfig, TextEvalConfig, clip
+from library.train import Context, Job
+
+
+@dataclass(kw_only=True)
+class PalindromeData:
+    length: int = 5
+    """T: digits per palindrome (the model reads T-1 of them)."""
+    train_size: int = 10_000
+    """Training palindromes (drawn once, seeded)."""
+    test_size: int = 2_000
+    """Test palindromes (drawn with another seed)."""
+
+    def check(self, prefix: str) -> None:
+        require(2 <= self.length <= 1000, f"{prefix}length", self.length, "an integer in [2, 1000]")
+        require(self.train_size >= 1, f"{prefix}train_size", self.train_size, "an integer >= 1")
+        require(self.test_size >= 1, f"{prefix}test_size", self.test_size, "an integer >= 1")
+
+
+@dataclass(kw_only=True)
+class PalindromeModel:
+    cell: str = "hand_lstm"
+    """hand_lstm (the cell written from the equations), lstm (nn.LSTM) or rnn (vanilla tanh RNN)."""
+    hidden: int = 128
+    """Hidden units."""
+
+    def check(self, prefix: str) -> None:
+        require(self.cell in PALINDROME_CELLS, f"{prefix}cell", self.cell, " / ".join(PALINDROME_CELLS))
+        require(1 <= self.hidden <= 4096, f"{prefix}hidden", self.hidden, "an integer in [1, 4096]")
+
+
+@dataclass(kw_only=True)
+class PalindromeConfig:
+    data: PalindromeData = section(PalindromeData)
+    model: PalindromeModel = section(PalindromeModel)
+    optim: OptimConfig = section(OptimConfig)
+    train: TrainConfig = section(TrainConfig)
+    eval: TextEvalConfig = section(TextEvalConfig)
+
+
+def palindromes(length: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n x (T-1) digits, n last digits) of n random palindromes of T digits."""
+    half = torch.randint(0, 10, (n, (length + 1) // 2), generator=torch.Generator().manual_seed(seed))
+    full = torch.cat([half, half[:, : length // 2].flip(1)], 1)  # n x T, reads the same both ways
+    return full[:, :-1], full[:, -1]
+
+
+class PalindromeJob(Job):
+    name = "palindrome"
+    Config = PalindromeConfig
+
+    def primary_metric(self, cfg):
+        return "accuracy", "max"
+
+    def load_data(self, cfg):
+        self.test = palindromes(cfg.data.length, cfg.data.test_size, seed=10_000 + cfg.train.seed)
+        return list(palindromes(cfg.data.length, cfg.data.train_size, seed=cfg.train.seed))
+
+    def build(self, cfg, ctx: Context):
+        net = PalindromeNet(cfg.model.cell, cfg.model.hidden)
+        return {"net": net}, {"net": torch.optim.Adam(net.parameters(), cfg.optim.lr)}
+
+    def step(self, batch, ctx: Context):
+        seq, last = batch
+        net, opt = ctx.models["net"], ctx.optimizers["net"]
+        opt.zero_grad(set_to_none=True)
+        with ctx.autocast():
+            logits = net(seq)
+            loss = F.cross_entropy(logits.float(), last)
+        ctx.backward(loss)
+        clip(ctx, opt)
+        ctx.step(opt)
+        return {"loss": loss, "train_accuracy": (logits.argmax(1) == last).float().mean()}
+
+    def evaluate(self, ctx: Context, final: bool):
+        seq, last = self.test
+        counts = torch.zeros(2, dtype=torch.long, device=ctx.device)  # correct, seen
+        for idx in ctx.eval_indices(len(last)).split(1000):
+            with ctx.autocast():
+                pred = ctx.model("net")(seq[idx].to(ctx.device)).argmax(1)
+            counts += torch.stack([(pred == last[idx].to(ctx.device)).sum(), torch.tensor(len(idx), device=ctx.device)])
+        correct, seen = ctx.sum_over_ranks(counts).tolist()
+        return {"accuracy": correct / seen, "eval_samples": seen}
+
+
+JOB = PalindromeJob()
+
+if __name__ == "__main__":
+    from library.cli import run_job
+
+    run_job("palindrome")

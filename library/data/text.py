@@ -1,0 +1,255 @@
+"""Text datasets for the sequence studies, read in the formats their publishers distribute.
+
+Three kinds: `labelled` (texts with a class name each, and a split where the source has one), `corpus` (one
+running text) and `languages` (language -> text, from a folder with one file per language). Embedded sets
+ship inside installed packages; the others are fetched by `python -m library.data prepare NAME` on a machine
+with internet and only ever read afterwards (a missing one raises DatasetNotReady naming that command).
+"""
+from __future__ import annotations
+
+import bz2
+import csv
+import hashlib
+import html
+import os
+import re
+import shlex
+import shutil
+import sys
+import tarfile
+import urllib.request
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from library.data import DatasetNotReady, default_root
+
+
+@dataclass(frozen=True)
+class Labelled:
+    text: str
+    label: str
+    split: str  # "train", "test", or "" where the source has no split
+
+
+@dataclass(frozen=True)
+class Fetch:
+    url: str
+    filename: str
+    md5: str  # "" where the publisher's file changes over time: then it is verified by parsing it
+
+
+@dataclass(frozen=True)
+class TextSource:
+    kind: str  # labelled | corpus | languages
+    read: Callable[[Path], object]  # the dataset's folder -> list[Labelled] | str | dict[str, str]
+    subdir: str = ""
+    fetch: tuple[Fetch, ...] = ()  # () = embedded in an installed package
+    unpack: Callable[[Path, Path], None] | None = None  # (downloaded file, folder) -> the readable layout
+
+    @property
+    def embedded(self) -> bool:
+        return not self.fetch
+
+
+def gensim_file(name: str) -> Path:
+    from gensim.test.utils import datapath
+
+    return Path(datapath(name))
+
+
+# ------------------------------------------------------------------------------------------ readers
+
+
+def read_pang_lee(path: Path) -> list[Labelled]:
+    """fastText format as gensim ships it: `__label__pos text` per line, in Windows-1252."""
+    rows = []
+    for line in path.read_text(encoding="cp1252", errors="replace").splitlines():  # written on Windows
+        label, _, text = line.partition(" ")
+        if label.startswith("__label__") and text.strip():
+            rows.append(Labelled(text.strip(), label[len("__label__"):], ""))
+    return rows
+
+
+def read_imdb_csv(path: Path) -> list[Labelled]:
+    """Kaggle's `IMDB Dataset.csv`: header `review,sentiment`, sentiment `positive` or `negative`."""
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or not {"review", "sentiment"} <= set(reader.fieldnames):
+            raise DatasetNotReady(f"{path} has columns {reader.fieldnames}, expected review,sentiment")
+        return [Labelled(row["review"], row["sentiment"][:3], "") for row in reader]
+
+
+def read_aclimdb(folder: Path) -> list[Labelled]:
+    """Stanford's aclImdb layout: {train,test}/{pos,neg}/ID_RATING.txt (unsup/ is unlabelled and skipped)."""
+    rows = []
+    for split in ("train", "test"):
+        for label in ("neg", "pos"):
+            files = sorted((folder / split / label).glob("*.txt"), key=lambda p: p.name)
+            rows += [Labelled(p.read_text(encoding="utf-8"), label, split) for p in files]
+    return rows
+
+
+def read_imdb(folder: Path) -> list[Labelled]:
+    """Whichever of the two published forms is in the folder: aclImdb/ (preferred: it has the official
+    train/test split) or Kaggle's CSV."""
+    if (folder / "aclImdb").is_dir():
+        return read_aclimdb(folder / "aclImdb")
+    if (folder / KAGGLE_CSV).is_file():
+        return read_imdb_csv(folder / KAGGLE_CSV)
+    raise FileNotFoundError(f"neither {folder / 'aclImdb'}/ nor {folder / KAGGLE_CSV}")
+
+
+def read_text_files(paths: list[Path]) -> str:
+    return "\n".join(strip_gutenberg(Path(p).read_text(encoding="utf-8")) for p in paths)
+
+
+def strip_gutenberg(text: str) -> str:
+    """A Project Gutenberg book without its licence header and footer (a plain text file is returned as is)."""
+    start, end = re.search(r"\*\*\* ?START OF.*?\*\*\*", text), re.search(r"\*\*\* ?END OF", text)
+    return text[start.end() if start else 0: end.start() if end else len(text)].strip()
+
+
+def read_language_folder(folder: Path) -> dict[str, str]:
+    """One UTF-8 file per language, named after it (`English.txt`, `de.txt`)."""
+    files = sorted(folder.glob("*.txt"))
+    if len(files) < 2:
+        raise FileNotFoundError(f"{folder} needs one LANGUAGE.txt file per language (found {len(files)})")
+    return {p.stem: p.read_text(encoding="utf-8") for p in files}
+
+
+def read_wiki_dump(path: Path) -> str:
+    """The article texts of a (bz2) MediaWiki XML export, markup removed."""
+    from gensim.corpora.wikicorpus import filter_wiki
+
+    raw = bz2.decompress(path.read_bytes())
+    xml = raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8")
+    pages = re.findall(r"<text[^>]*>(.*?)</text>", xml, re.S)
+    return "\n".join(filter_wiki(html.unescape(p)) for p in pages)
+
+
+def gensim_languages(_: Path) -> dict[str, str]:
+    """Real text in three languages that ships with gensim's tests: English news (lee_background), a
+    Bulgarian Wikipedia export and the opening of Crime and Punishment in Russian."""
+    return {"bg": read_wiki_dump(gensim_file("bgwiki-latest-pages-articles-shortened.xml.bz2")),
+            "en": gensim_file("lee_background.cor").read_text(encoding="utf-8"),
+            "ru": gensim_file("crime-and-punishment.txt").read_text(encoding="utf-8")}
+
+
+# ------------------------------------------------------------------------------------------ unpackers
+
+
+def untar(archive: Path, folder: Path) -> None:
+    with tarfile.open(archive) as tar:
+        tar.extractall(folder, filter="data")
+
+
+def unzip_names(archive: Path, folder: Path) -> None:
+    """PyTorch's tutorial data.zip holds data/names/LANGUAGE.txt: keep just those files."""
+    with zipfile.ZipFile(archive) as z:
+        for info in z.infolist():
+            if re.fullmatch(r"data/names/[^/]+\.txt", info.filename):
+                (folder / Path(info.filename).name).write_bytes(z.read(info))
+
+
+KAGGLE_CSV = "IMDB Dataset.csv"
+
+TEXT_DATASETS: dict[str, TextSource] = {
+    "pang_lee": TextSource("labelled", lambda _: read_pang_lee(gensim_file("pang_lee_polarity.cor"))),
+    "imdb": TextSource("labelled", read_imdb, "imdb", unpack=untar, fetch=(Fetch(
+        "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", "aclImdb_v1.tar.gz",
+        "7c2ac02c03563afcf9b574c7e56c153a"),)),
+    "lee": TextSource("corpus", lambda _: gensim_file("lee_background.cor").read_text(encoding="utf-8")),
+    "shakespeare": TextSource("corpus", lambda d: read_text_files([d / "input.txt"]), "shakespeare", fetch=(Fetch(
+        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        "input.txt", ""),)),
+    "dickens": TextSource("corpus", lambda d: read_text_files([d / "pg98.txt"]), "dickens", fetch=(Fetch(
+        "https://www.gutenberg.org/cache/epub/98/pg98.txt", "pg98.txt", ""),)),  # A Tale of Two Cities
+    "gensim_langs": TextSource("languages", gensim_languages),
+    "names": TextSource("languages", read_language_folder, "names", unpack=unzip_names, fetch=(Fetch(
+        "https://download.pytorch.org/tutorial/data.zip", "data.zip", ""),)),  # 18 languages' surnames
+}
+NLTK_PACKAGES = ("stopwords", "wordnet", "omw-1.4")
+
+
+def prepare_command(name: str, root: str | os.PathLike) -> str:
+    return f"python -m library.data prepare {name} --root {shlex.quote(str(root))}"
+
+
+def load_text(name: str, root: str | os.PathLike | None = None, kind: str | None = None):
+    """A registered text set as its reader returns it; never downloads."""
+    if name not in TEXT_DATASETS:
+        raise ValueError(f"unknown text dataset {name!r}; valid names: {', '.join(TEXT_DATASETS)}")
+    source = TEXT_DATASETS[name]
+    if kind is not None and source.kind != kind:
+        valid = [n for n, s in TEXT_DATASETS.items() if s.kind == kind]
+        raise ValueError(f"{name} is a {source.kind} dataset, expected one of: {', '.join(valid)}")
+    root = Path(root) if root else default_root()
+    try:
+        return source.read(root / source.subdir)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DatasetNotReady(f"{name} is not prepared or is broken under {root / source.subdir} ({e}); "
+                              f"run: {prepare_command(name, root)}") from e
+
+
+def md5(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "md5").hexdigest()
+
+
+def fetch(item: Fetch, dest: Path, timeout: float) -> None:
+    """Download to a temporary name and rename only once verified, so a broken download never looks done."""
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(item.url, timeout=timeout) as response, open(part, "wb") as f:
+            shutil.copyfileobj(response, f)
+        if item.md5 and (got := md5(part)) != item.md5:
+            raise DatasetNotReady(f"{item.url} downloaded with md5 {got}, expected {item.md5}")
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def prepare_text(name: str, root: Path, timeout: float) -> None:
+    """Download and unpack what is missing, then prove the set reads."""
+    if name == "nltk_data":
+        return prepare_nltk(root)
+    source = TEXT_DATASETS[name]
+    folder = root / source.subdir
+    for item in source.fetch:
+        dest, unpacked = folder / item.filename, folder / f".unpacked-{item.filename}"
+        if not dest.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            print(f"downloading {item.url}", flush=True)
+            try:
+                fetch(item, dest, timeout)
+            except OSError as e:
+                raise DatasetNotReady(f"could not download {item.url} ({getattr(e, 'reason', e)}). If this machine "
+                                      f"is offline, fetch it elsewhere, place it as {dest}, and re-run "
+                                      f"`{prepare_command(name, root)}`") from e
+        if source.unpack and not unpacked.exists():
+            source.unpack(dest, folder)
+            unpacked.touch()  # a re-run does not unpack 80 MB again
+    data = load_text(name, root)
+    size = {"labelled": lambda: f"{len(data)} labelled texts", "corpus": lambda: f"{len(data):,} characters",
+            "languages": lambda: f"{len(data)} languages ({', '.join(data)})"}[source.kind]()
+    print(f"{name}: {'embedded, ' if source.embedded else ''}{size}")
+
+
+def prepare_nltk(root: Path) -> None:
+    """Stopword lists and WordNet for the preprocessing steps that need data, into ROOT/nltk_data."""
+    import nltk
+
+    target = root / "nltk_data"
+    for package in NLTK_PACKAGES:
+        if not nltk.download(package, download_dir=str(target), quiet=True, raise_on_error=True):
+            raise DatasetNotReady(f"nltk could not download {package} into {target}")
+    print(f"nltk_data: {', '.join(NLTK_PACKAGES)} in {target}")
+
+
+def list_text(root: Path, out=sys.stdout) -> None:
+    for name, source in TEXT_DATASETS.items():
+        folder = root / source.subdir
+        state = "embedded" if source.embedded else ("present" if folder.is_dir() and any(folder.iterdir()) else "missing")
+        print(f"{name:14} {state:26} {source.kind} text", file=out)
