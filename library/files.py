@@ -23,8 +23,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):  # disk full, quota, read-only: say which file, and that the old one stands
+            raise OSError(e.errno, f"{e.strerror or e}: could not write {path} (any previous version is kept)") from e
         raise
 
 

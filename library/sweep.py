@@ -303,9 +303,13 @@ def finish(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) -> 
 
     from library.report import build_report, publish_wandb
 
-    table = results.collect(sweep, trials, run_root, out_dir)
+    try:
+        table = results.collect(sweep, trials, run_root, out_dir)
+        report = build_report(out_dir)
+    except OSError as e:  # disk full, quota: the trials' own files are safe, and each result file is whole
+        fail(f"results not written: {e}")
     results.print_summary(table, sweep.metric, sweep.mode)
-    print(f"results in {out_dir}; report: {build_report(out_dir)}")
+    print(f"results in {out_dir}; report: {report}")
     if hint := sync_hint(run_root):
         print(f"W&B runs are offline; upload them with:  {hint}\n"
               f"then publish the W&B report with:  python -m library.report {sweep.name} --wandb")

@@ -27,7 +27,8 @@ def wandb_mode() -> str:
 
 
 class Tracker:
-    """A W&B run for one trial. `settings` comes from the driver (project, group, job_type, tags, mode)."""
+    """A W&B run for one trial. `settings` comes from the driver (project, group, job_type, tags, mode, and
+    optionally init_timeout: seconds to wait for W&B before training goes on without it)."""
 
     def __init__(self, settings: dict[str, Any] | None, trial: str, config: dict[str, Any], run_dir: Path):
         self.run = None
@@ -39,7 +40,8 @@ class Tracker:
             self.run = wandb.init(
                 project=settings["project"], group=settings.get("group"), job_type=settings.get("job_type"),
                 tags=settings.get("tags"), name=trial, id=trial, resume="allow", config=config, dir=str(run_dir),
-                mode=settings["mode"], settings=wandb.Settings(silent=True, console="off", init_timeout=60))
+                mode=settings["mode"],
+                settings=wandb.Settings(silent=True, console="off", init_timeout=settings.get("init_timeout", 60)))
         except Exception as e:  # no W&B is no reason to lose a trial
             print(f"warning: W&B run not started ({type(e).__name__}: {e}); training goes on without it")
 

@@ -72,7 +72,7 @@ CASES = [
     ("ten-thousand-trials", {"grid": {"train.seed": list(range(100)), "optim.lr": [(i + 1) / 1000 for i in range(100)]}},
      [], ("grid", "'10000 trials'", "at most 5000 trials per sweep")),
     # the sweep itself
-    ("unknown-job", {"job": "nosuchjob"}, [], ("job", "'nosuchjob'", "available jobs: gan")),
+    ("unknown-job", {"job": "nosuchjob"}, [], ("job", "'nosuchjob'", "unknown job 'nosuchjob'; available jobs: ")),
     ("metric-the-job-does-not-report", {"metric": "fid"}, [], ("metric", "'fid'", "'fd_domain'")),
     ("mode", {"mode": "best"}, [], ("mode", "'best'", "min or max")),
     ("sweep-name", {"name": "bad name!"}, [], ("name", "'bad name!'", "letters, digits, - and _")),

@@ -1,0 +1,298 @@
+"""Faults the system survives without losing a trial or a row. Each is injected for real and the test checks
+that nothing is lost. The catalogue, with the test that covers each scenario:
+
+| scenario                                              | test                                                          |
+|-------------------------------------------------------|---------------------------------------------------------------|
+| kill -9 of the sweep driver mid-trial                 | test_sweep.py::test_kill_9_mid_trial_then_rerun_resumes_and_matches_an_uninterrupted_run |
+| preemption: SIGUSR2 (scancel --signal=USR2), requeue  | test_slurm.py::test_preempted_task_requeues_resumes_and_ends_like_an_uninterrupted_run |
+| SIGTERM requeue (scontrol requeue)                    | test_scontrol_requeue_sigterm_restarts_the_task_from_its_last_checkpoint_and_the_row_matches |
+| corrupt latest checkpoint: fall back to the previous  | test_harness.py::test_corrupt_latest_checkpoint_falls_back_to_the_previous_one |
+| checkpoint holding a pickled object (weights_only)    | test_a_checkpoint_holding_a_pickled_object_is_refused_and_nothing_in_it_runs |
+| every torch.load is weights_only=True                 | test_every_torch_load_in_the_code_is_weights_only |
+| NaN in training                                       | test_nan_weights_end_the_trial_as_diverged_with_a_row_and_the_best_model_kept |
+| exploding loss                                        | test_harness.py::test_exploding_loss_ends_the_trial_as_diverged_with_its_reason |
+| a trial that crashes (in-process)                     | test_harness.py::test_a_crashing_trial_is_recorded_as_failed_with_the_fix |
+| a Slurm task that crashes on the node                 | test_slurm.py::test_a_task_crashing_on_the_node_is_a_failed_row_and_the_rest_complete |
+| a cancelled Slurm task                                | test_slurm.py::test_a_cancelled_task_becomes_a_failed_row_with_its_log_tail |
+| two invocations of one sweep at once                  | test_a_second_invocation_of_a_running_sweep_refuses_and_no_trial_runs_twice |
+| W&B offline                                           | test_sweep.py::test_every_trial_has_an_offline_wandb_run_with_its_metrics_and_images |
+| W&B unreachable in online mode                        | test_wandb_online_but_unreachable_simulated_by_a_dead_local_port_training_completes_with_a_warning |
+| disk full while writing results                       | test_disk_full_real_tmpfs_while_writing_results_keeps_the_previous_results_and_names_the_path |
+| a result write interrupted midway (kill -9)           | test_a_write_killed_midway_leaves_the_old_file_whole_and_no_partial_result |
+| 100 trials on Slurm while tasks are killed at random  | test_chaos_run_loses_no_row (marker chaos; `python -m pytest -m chaos` or `python slurm/chaos.py`) |
+"""
+import ast
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from jobs.gan import GANConfig
+from library.config import parse, to_dict
+from library.files import read_json, write_text
+from library.train import BEST, CHECKPOINTS, Resources, fit
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"data.limit": 256, "eval.num_samples": 100, "eval.final_num_samples": 100}
+
+
+def config(**overrides) -> dict:
+    return to_dict(parse(GANConfig, {**TINY, "train.epochs": 2, **overrides}))
+
+
+def final(status: dict) -> dict:
+    return status["final"] | {"elapsed_s": 0}
+
+
+def wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+
+
+class RunsCode:
+    """Unpickling this runs `touch MARKER`: what a malicious or foreign checkpoint can do with plain torch.load."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_holding_a_pickled_object_is_refused_and_nothing_in_it_runs(tmp_path):
+    cfg = config()
+    straight = fit("gan", cfg, tmp_path / "straight", Resources())
+    fit("gan", cfg, tmp_path / "run", Resources())
+    latest = tmp_path / "run" / CHECKPOINTS / "epoch_00002.pt"
+    marker = tmp_path / "code-ran"
+    torch.save({"models": {}, "payload": RunsCode(marker)}, latest)
+    torch.load(latest, weights_only=False)  # the danger is real: a plain load runs it
+    assert marker.exists()
+    marker.unlink()
+
+    status = fit("gan", cfg, tmp_path / "run", Resources())
+    assert not marker.exists()  # refused, not executed
+    assert status["status"] == "completed" and status["resumed_from_epoch"] == 1  # fell back to epoch 1
+    assert final(status) == final(straight)
+
+
+def test_every_torch_load_in_the_code_is_weights_only():
+    calls = [(path.name, node.lineno, node) for path in [*ROOT.glob("library/**/*.py"), *ROOT.glob("jobs/*.py")]
+             for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
+             and isinstance(node.func, ast.Attribute) and node.func.attr == "load"
+             and isinstance(node.func.value, ast.Name) and node.func.value.id == "torch"]
+    assert calls, "no torch.load found: the check would prove nothing"
+    unsafe = [(name, line) for name, line, node in calls
+              if not any(k.arg == "weights_only" and getattr(k.value, "value", None) is True for k in node.keywords)]
+    assert not unsafe, f"torch.load without weights_only=True at {unsafe}"
+    assert not [p for p in ROOT.glob("library/**/*.py") if re.search(r"^\s*(import|from) (pickle|dill|joblib)", p.read_text(), re.M)]
+
+
+def test_nan_weights_end_the_trial_as_diverged_with_a_row_and_the_best_model_kept(tmp_path):
+    cfg = config(**{"train.epochs": 3})
+    fit("gan", cfg, tmp_path, Resources())
+    # Poison the generator in the epoch-2 checkpoint; the resumed epoch 3 trains on NaN.
+    (tmp_path / CHECKPOINTS / "epoch_00003.pt").unlink()
+    path = tmp_path / CHECKPOINTS / "epoch_00002.pt"
+    ckpt = torch.load(path, weights_only=True)
+    for tensor in ckpt["models"]["g"].values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))
+    torch.save(ckpt, path)
+    best = (tmp_path / BEST).read_bytes()
+
+    status = fit("gan", cfg, tmp_path, Resources())
+    assert status["status"] == "diverged" and "=nan in epoch 3" in status["reason"], status["reason"]
+    assert status["final"]["epoch"] == 2  # the row's metrics are the last good epoch's
+    assert (tmp_path / BEST).read_bytes() == best
+
+
+# ------------------------------------------------------------------------------------------ sweeps
+
+
+def write_sweep(folder: Path, epochs: int, name: str = "faults") -> Path:
+    path = folder / f"{name}.py"
+    path.write_text("from library.sweep import Sweep, main\n"
+                    f"main(Sweep(name={name!r}, job='gan', metric='fd_domain', base={{**{TINY!r}, 'train.epochs': {epochs}}},"
+                    " grid={'optim.beta1': [0.5]}))\n")
+    return path
+
+
+def test_a_second_invocation_of_a_running_sweep_refuses_and_no_trial_runs_twice(tmp_path):
+    path = write_sweep(tmp_path, epochs=12)
+    env = {**os.environ, "WANDB_MODE": "disabled"}
+    first = subprocess.Popen([sys.executable, str(path), "--backend=local"], cwd=tmp_path, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lock = tmp_path / "runs/faults/.lock"
+    wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid), 120, "the first to take the lock")
+
+    second = subprocess.run([sys.executable, str(path), "--backend=local"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert first.poll() is None, "the first invocation ended before the second tried: nothing was tested"
+    assert second.returncode == 2
+    assert second.stderr.strip() == (f"error: another invocation of this sweep is running (pid {first.pid}); "
+                                     "wait for it to finish, or stop it first")
+    assert first.wait(timeout=300) == 0, first.stdout.read()[-3000:]
+
+    table = pd.read_csv(tmp_path / "results/faults/trials.csv")
+    assert len(table) == 1 and table.status.tolist() == ["completed"]
+    status = read_json(tmp_path / "runs/faults" / table.trial[0] / "status.json")
+    assert status["resumed_from_epoch"] == 0  # trained once, straight through: nobody else touched it
+    history = read_json(tmp_path / "runs/faults" / table.trial[0] / "metrics.json")
+    assert [h["epoch"] for h in history] == list(range(1, 13))
+
+
+def test_wandb_online_but_unreachable_simulated_by_a_dead_local_port_training_completes_with_a_warning(
+        tmp_path, monkeypatch, capfd):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: connections are refused, as when W&B is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # a dummy key of the right shape: nothing to log in to
+    monkeypatch.setenv("WANDB_MODE", "online")
+    from library.tracking import wandb_mode
+
+    tracking = {"project": "dl-studies", "group": "faults", "job_type": "gan", "mode": wandb_mode(), "init_timeout": 5}
+    assert tracking["mode"] == "online"
+    status = fit("gan", config(), tmp_path, Resources(), tracking=tracking)
+    out = capfd.readouterr().out
+    assert "warning: W&B run not started" in out and f"127.0.0.1:{port}" in out
+    assert status["status"] == "completed" and status["epoch"] == 2 and status["final"]["fd_domain"] > 0
+
+
+# ------------------------------------------------------------------------------------------ result files
+
+
+def test_a_write_killed_midway_leaves_the_old_file_whole_and_no_partial_result(tmp_path):
+    target = tmp_path / "trials.csv"
+    write_text(target, "trial,status\ngan-1,completed\n")
+    writer = subprocess.Popen([sys.executable, "-c", f"""
+import sys, time
+from library.files import atomic_write
+def write(tmp):
+    with open(tmp, "w") as f:
+        f.write("trial,status\\ngan-1,comp")  # half of the new table
+        f.flush()
+        print("half written", flush=True)
+        time.sleep(60)
+atomic_write({str(target)!r}, write)
+"""], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert writer.stdout.readline().strip() == "half written"
+    writer.kill()  # SIGKILL: no cleanup runs
+    writer.wait()
+    assert target.read_text() == "trial,status\ngan-1,completed\n"
+    (leftover,) = [p.name for p in tmp_path.iterdir() if p != target]  # the half file, hidden beside it
+    assert leftover.startswith(".trials.csv.") and leftover.endswith(".tmp")
+    assert pd.read_csv(target).status.tolist() == ["completed"]
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A real 2 MiB tmpfs (mounting needs root)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({out.stderr.strip()}); needs root")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_disk_full_real_tmpfs_while_writing_results_keeps_the_previous_results_and_names_the_path(
+        tmp_path, full_disk, capsys):
+    from library.sweep import Sweep, expand, main
+
+    sweep = Sweep(name="faults", job="gan", metric="fd_domain", base={**TINY, "train.epochs": 1},
+                  grid={"optim.beta1": [0.3, 0.5]})
+    args = ["--status", "--backend=local", f"--runs-dir={tmp_path / 'runs'}", f"--results-dir={full_disk}"]
+    trials = expand(sweep)
+    fit("gan", trials[0].config, tmp_path / "runs/faults" / trials[0].id, Resources())
+    main(sweep, args)
+    table = full_disk / "faults/trials.csv"
+    before = table.read_bytes()
+    assert pd.read_csv(table).status.tolist() == ["completed", "not run"]
+
+    fit("gan", trials[1].config, tmp_path / "runs/faults" / trials[1].id, Resources())  # a new row to write
+    subprocess.run(["dd", "if=/dev/zero", f"of={full_disk / 'filler'}", "bs=64k"], capture_output=True)
+    assert shutil.disk_usage(full_disk).free == 0
+    with pytest.raises(SystemExit) as e:
+        main(sweep, args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert "No space left on device" in err and str(full_disk / "faults") in err, err
+    assert table.read_bytes() == before  # the previous results, whole
+    assert not list(full_disk.rglob(".*.tmp"))  # no half-written files left behind
+
+    (full_disk / "filler").unlink()  # space again: the same command writes both rows
+    main(sweep, args)
+    assert pd.read_csv(table).status.tolist() == ["completed", "completed"]
+
+
+# ------------------------------------------------------------------------------------------ Slurm
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if shutil.which("sbatch") is None and not os.environ.get("CI"):
+        pytest.skip("no Slurm here: start one with `bash slurm/cluster.sh up`")
+    up = subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "up"], capture_output=True, text=True, timeout=600)
+    assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
+
+
+def sweep_cli(path: Path, *args) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, str(path), "--backend=slurm", f"--site={path.parent / 'site.toml'}", *args],
+                         cwd=path.parent, capture_output=True, text=True, timeout=400,
+                         env={**os.environ, "WANDB_MODE": "disabled"})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return out
+
+
+@pytest.mark.slurm
+def test_scontrol_requeue_sigterm_restarts_the_task_from_its_last_checkpoint_and_the_row_matches(cluster, tmp_path):
+    epochs = 25
+    path = write_sweep(tmp_path, epochs=epochs)
+    (tmp_path / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\n')
+    sweep_cli(path, "--detach")
+    (job,) = read_json(tmp_path / "runs/faults/slurm_jobs.json").values()
+    try:
+        wait_for(lambda: list(tmp_path.glob("runs/faults/*/checkpoints/epoch_00002.pt")), 240, "epoch 2's checkpoint")
+        # SIGTERM, which submitit ignores; Slurm kills the task KillWait (5 s) later and queues it again.
+        subprocess.run(["scontrol", "requeue", job], check=True)
+        wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
+                                                        text=True).stdout, 60, "the requeue")
+        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
+        sweep_cli(path)  # follows until done; submits nothing new
+    finally:
+        subprocess.run(["scancel", job])
+    row = pd.read_csv(tmp_path / "results/faults/trials.csv").iloc[0]
+    status = read_json(tmp_path / "runs/faults" / row.trial / "status.json")
+    assert row.status == "completed" and 2 <= status["resumed_from_epoch"] < epochs, status["resumed_from_epoch"]
+    cfg = to_dict(parse(GANConfig, {**TINY, "train.epochs": epochs, "optim.beta1": 0.5}))
+    assert final(status) == final(fit("gan", cfg, tmp_path / "undisturbed", Resources()))
+
+
+@pytest.mark.chaos
+def test_chaos_run_loses_no_row(cluster, tmp_path):
+    out = subprocess.run([sys.executable, str(ROOT / "slurm/chaos.py"), f"--workdir={tmp_path}"],
+                         capture_output=True, text=True, timeout=1500)
+    print(out.stdout[-3000:])
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert '"rows_lost": 0' in out.stdout and '"mismatches": 0' in out.stdout
