@@ -129,8 +129,8 @@ class Context:
         return t
 
     def model(self, name: str) -> nn.Module:
-        """The model without its DDP wrapper (for evaluation and saving)."""
-        m = self.models[name]
+        """The model without its torch.compile and DDP wrappers (for evaluation and saving)."""
+        m = getattr(self.models[name], "_orig_mod", self.models[name])
         return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
 
 
@@ -193,14 +193,14 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     metric, mode = job.primary_metric(cfg)
 
     seed_everything(cfg.train.seed + ctx.rank)  # before build: the initial weights come from the seed too
-    data = [t.to(ctx.device) for t in job.load_data(cfg)]
+    data = [to_device(t, ctx) for t in job.load_data(cfg)]
     models, ctx.optimizers = job.build(cfg, ctx)
-    ctx.models = {k: wrap_ddp(m, ctx) for k, m in models.items()}
+    ctx.models = {k: place_model(m, ctx) for k, m in models.items()}
     state = restore(ctx, to_dict(cfg)) or {"epoch": 0, "history": [], "best": None, "elapsed_s": 0.0}
-    status = {"status": "running", "reason": "", "metric": metric, "mode": mode,
-              "startup_s": round(time.time() - loop_config["launched_at"], 2), "workers": ctx.world_size,
-              "resumed_from_epoch": state["epoch"]}
     tracker = Tracker(loop_config["tracking"] if ctx.rank == 0 else None, ctx.run_dir.name, to_dict(cfg), ctx.run_dir)
+    status = {"status": "running", "reason": "", "metric": metric, "mode": mode,
+              "startup_s": round(time.time() - loop_config["launched_at"], 2), "first_step_at": time.time(),
+              "workers": ctx.world_size, "resumed_from_epoch": state["epoch"]}
     try:
         train_epochs(job, ctx, data, state, status, report, tracker)
     except BaseException:
@@ -283,12 +283,27 @@ def make_reporter(to: str):
     return ray.train.report
 
 
-def wrap_ddp(model: nn.Module, ctx: Context) -> nn.Module:
+def to_device(t: torch.Tensor, ctx: Context) -> torch.Tensor:
+    """The whole (small) training set lives on the device, so steps index it there and never copy batches.
+    On GPU, image batches (N x C x H x W) go channels_last, the layout tensor cores' convolutions want."""
+    if ctx.device.type != "cuda":
+        return t
+    if t.dim() == 4 and ctx.cfg.train.channels_last:
+        t = t.contiguous(memory_format=torch.channels_last)
+    return t.pin_memory().to(ctx.device, non_blocking=True)
+
+
+def place_model(model: nn.Module, ctx: Context) -> nn.Module:
+    """On the device (channels_last on GPU), DDP-wrapped when there are several ranks, then compiled if asked."""
     model.to(ctx.device)
-    if ctx.world_size == 1:
-        return model
-    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if ctx.device.type == "cuda" and ctx.cfg.train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if ctx.world_size > 1:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        model = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if ctx.cfg.train.compile:
+        model = torch.compile(model)
+    return model
 
 
 def shard(n: int, epoch: int, seed: int, rank: int, world: int) -> torch.Tensor:

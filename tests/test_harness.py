@@ -82,3 +82,16 @@ def test_a_crashing_trial_is_recorded_as_failed_with_the_fix(tmp_path):
     assert status["status"] == "failed"
     assert "python -m library.data prepare mnist" in status["reason"]
     assert read_json(tmp_path / "run" / STATUS)["status"] == "failed"
+
+
+def test_a_compiled_model_checkpoints_as_the_plain_model(tmp_path):
+    from library.train import make_context, place_model
+
+    cfg = parse(GANConfig, {"train.compile": True})
+    ctx = make_context(cfg, tmp_path, want_gpu=False)
+    g, d = build(cfg.model, 28, 1)
+    ctx.models = {"g": place_model(g, ctx)}
+    assert ctx.models["g"] is not g  # wrapped by torch.compile (lazily: nothing is compiled until a call)
+    # Checkpoints hold ctx.model(): loadable into a model that was never compiled, keys without "_orig_mod."
+    assert ctx.model("g") is g
+    assert list(ctx.model("g").state_dict()) == list(build(cfg.model, 28, 1)[0].state_dict())
