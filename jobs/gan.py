@@ -129,13 +129,9 @@ class GANJob(Job):
     def evaluate(self, ctx: Context, final: bool):
         if ctx.rank != 0:  # the Fréchet distance needs all samples in one place
             return {}
+        self.write_grids(ctx)
         cfg = ctx.cfg
         g = ctx.model("g")
-        z, labels, per_row = self.grid
-        for name in (f"samples/epoch_{ctx.epoch + 1:04d}.png", "samples.png"):
-            write_grid(g(z, labels), per_row, ctx.run_dir / name)
-        z, labels, per_row = self.interpolation
-        write_grid(g(z, labels), per_row, ctx.run_dir / "interpolation.png")
         if self._scorer is None:
             self._scorer = self.scorer(cfg, str(ctx.device))
         n = cfg.eval.final_num_samples if final else cfg.eval.num_samples
@@ -146,6 +142,15 @@ class GANJob(Job):
             labels = (chunk % num_classes).to(ctx.device) if cfg.model.conditional else None
             fakes.append(to_uint8(g(sample_noise(cfg.model, len(chunk), "cpu", gen).to(ctx.device), labels)).cpu())
         return self._scorer.score(torch.cat(fakes))
+
+    def write_grids(self, ctx: Context) -> None:
+        """The progress grid (this epoch's copy and the latest) and the interpolation grid, from fixed noise."""
+        g = ctx.model("g")
+        z, labels, per_row = self.grid
+        for name in (f"samples/epoch_{ctx.epoch + 1:04d}.png", "samples.png"):
+            write_grid(g(z, labels), per_row, ctx.run_dir / name)
+        z, labels, per_row = self.interpolation
+        write_grid(g(z, labels), per_row, ctx.run_dir / "interpolation.png")
 
 
 JOB = GANJob()

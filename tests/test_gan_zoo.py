@@ -115,10 +115,10 @@ def test_self_attention_starts_as_identity_and_then_mixes_distant_positions():
 
 
 def test_spectral_norm_bounds_every_discriminator_layer_and_replaces_its_batch_norm():
-    cfg = parse(GANConfig, {"data.image_size": 32, "model.spectral_norm": "d"})
+    cfg = parse(GANConfig, {"data.image_size": 32, "model.d_width": 8, "model.spectral_norm": "d"})
     g, d = build(cfg.model, 32, 1, 10)
-    for _ in range(20):  # each training forward runs one power iteration
-        d(torch.randn(8, 1, 32, 32))
+    for _ in range(5):  # each training forward runs one more power iteration
+        d(torch.randn(4, 1, 32, 32))
     layers = [m for m in d.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
     assert layers and not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
     for m in layers:
@@ -176,6 +176,44 @@ def test_d_steps_updates_the_discriminator_k_times_per_generator_update(tmp_path
     def adam_steps(name):
         return {int(s["step"]) for s in ctx.optimizers[name].state.values()}
     assert adam_steps("d") == {3} and adam_steps("g") == {1}
+
+
+@pytest.mark.parametrize("loss", LOSSES)
+def test_a_step_under_bf16_autocast_trains_with_float32_losses(tmp_path, loss):
+    # CPU autocast stands in for the GPU's: the same ctx.autocast / ctx.backward / ctx.step path.
+    cfg = parse(GANConfig, {"data.image_size": 32, "model.g_width": 8, "model.d_width": 8, "model.loss": loss,
+                            "model.attention": "self", "model.spectral_norm": "both", "model.conditional": True})
+    ctx = make_context(cfg, tmp_path, want_gpu=False)
+    ctx.amp_dtype = torch.bfloat16
+    ctx.models, ctx.optimizers = JOB.build(cfg, ctx)
+    images, labels = JOB.load_data(cfg)
+    before = [p.detach().clone() for p in ctx.models["g"].parameters()]
+    out = JOB.step([images[:16], labels[:16]], ctx)
+    assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in out.values()), out
+    assert any(not torch.equal(a, b) for a, b in zip(before, ctx.models["g"].parameters()))
+
+
+def test_conditional_grid_has_one_row_per_label_and_the_interpolation_walks_between_its_ends(tmp_path):
+    cfg = parse(GANConfig, {"model.conditional": True})
+    ctx = make_context(cfg, tmp_path, want_gpu=False)
+    ctx.models, ctx.optimizers = JOB.build(cfg, ctx)
+    ctx.models["g"].eval()
+    with torch.no_grad():
+        JOB.write_grids(ctx)
+    assert set(JOB.images.values()) == {"samples.png", "interpolation.png"}  # logged to W&B after evaluate
+
+    def tiles(name, rows, cols):  # the grid's images, as save_image lays them out (2 px padding)
+        grid = torch.tensor(list(Image.open(tmp_path / name).convert("L").getdata()), dtype=torch.float)
+        grid = grid.view(rows * 30 + 2, cols * 30 + 2)
+        return torch.stack([torch.stack([grid[2 + 30 * r: 30 * r + 30, 2 + 30 * c: 30 * c + 30] for c in range(cols)])
+                            for r in range(rows)])
+
+    samples = tiles("samples.png", 10, 8)  # one row per digit, one noise vector per column
+    assert (samples[0] - samples[1]).abs().mean() > 0  # rows differ only by their label
+    rows, steps = INTERPOLATION
+    walk = tiles("interpolation.png", rows, steps)
+    neighbours = (walk[:, 1:] - walk[:, :-1]).abs().mean()
+    assert neighbours < 0.5 * (walk[:, -1] - walk[:, 0]).abs().mean()  # small steps from one end to the other
 
 
 def test_pathmnist_setup_that_explodes_is_recorded_as_diverged(tmp_path):
