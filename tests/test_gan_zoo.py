@@ -9,13 +9,10 @@ from torch import nn
 
 from jobs.gan import INTERPOLATION, JOB, GANConfig
 from library.config import ConfigError, parse, to_dict
-from library.data import default_root, load_images
-from library.files import read_json
 from library.losses import LOSSES
-from library.metrics.domain_extractor import load_domain_classifier, load_or_train, to_input
 from library.models.gan import build, sample_noise
 from library.models.gan_layers import SelfAttention
-from library.train import METRICS, Resources, fit, make_context
+from library.train import Resources, fit, make_context
 from test_data import write_pathmnist
 
 
