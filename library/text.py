@@ -73,11 +73,14 @@ class TextEvalConfig:
 def _tokenizers() -> dict[str, Callable[[str], list[str]]]:
     from nltk.tokenize import TreebankWordTokenizer, wordpunct_tokenize
 
-    return {"treebank": TreebankWordTokenizer().tokenize, "wordpunct": wordpunct_tokenize, "whitespace": str.split}
+    treebank = TreebankWordTokenizer().tokenize  # expects one sentence: it splits only a final period off
+    return {"treebank": lambda text: [w for sentence in SENTENCE_END.split(text) for w in treebank(sentence)],
+            "wordpunct": wordpunct_tokenize, "whitespace": str.split}
 
 
 TOKENIZERS = ("treebank", "wordpunct", "whitespace")
 TAG = re.compile(r"<[^>]+>")
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # punkt's job, done without its downloaded model
 
 
 def nltk_data(name: str, load: Callable, root: Path):

@@ -15,8 +15,8 @@ SWEEPS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.py"))
 TINY = {
     "gan": {"train.epochs": 1, "data.limit": 256, "eval.num_samples": 100, "eval.final_num_samples": 100},
     "sentiment": {"train.epochs": 1},
-    "charrnn": {"train.epochs": 1, "data.limit_chars": 20_000, "eval.sample_chars": 50},
-    "langid": {"train.epochs": 1, "data.per_language": 40},
+    "charrnn": {"train.epochs": 1, "data.limit_chars": 6_000, "data.seq_len": 25, "eval.sample_chars": 50},
+    "langid": {"train.epochs": 1, "data.per_language": 20},
     "palindrome": {"train.epochs": 1, "data.train_size": 512, "data.test_size": 101},
 }
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from library.data import (DATASETS, DatasetNotReady, Download, dataset_dir, dataset_spec, default_root,
                           load_images, missing_files, prepare_command)
+from library.data.text import TEXT_DATASETS, list_text, prepare_text
 
 
 def md5(path: Path) -> str:
@@ -35,6 +36,8 @@ def fetch(item: Download, dest: Path, timeout: float) -> None:
 
 
 def prepare(name: str, root: Path, image_size: int | None, timeout: float) -> None:
+    if name in TEXT_DATASETS or name == "nltk_data":
+        return prepare_text(name, root, timeout)
     spec = dataset_spec(name)
     size = spec.native_size(image_size)
     if spec.embedded:
@@ -62,6 +65,7 @@ def prepare(name: str, root: Path, image_size: int | None, timeout: float) -> No
 
 def list_datasets(root: Path) -> None:
     print(f"data root: {root}")
+    list_text(root)
     for name, spec in DATASETS.items():
         state = "embedded" if spec.embedded else ", ".join(
             f"{size}px {'missing' if missing_files(name, root, size) else 'ready'}" for size in spec.sizes)
@@ -78,7 +82,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="data root (default: $LIBRARY_DATA_ROOT or ~/.cache/library/data)")
     commands = parser.add_subparsers(dest="command", required=True)
     prep = commands.add_parser("prepare", parents=[rooted], help="download missing files, verify md5s, load")
-    prep.add_argument("name", help=f"one of: {', '.join(DATASETS)}")
+    prep.add_argument("name", help=f"one of: {', '.join([*DATASETS, *TEXT_DATASETS, 'nltk_data'])}")
     prep.add_argument("--size", type=int, help="image size to prepare (picks the native file, e.g. 28 or 64)")
     prep.add_argument("--timeout", type=float, default=float(os.environ.get("LIBRARY_DOWNLOAD_TIMEOUT", 60)),
                       help="seconds per download connection (default $LIBRARY_DOWNLOAD_TIMEOUT or 60)")

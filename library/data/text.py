@@ -243,8 +243,12 @@ def prepare_nltk(root: Path) -> None:
 
     target = root / "nltk_data"
     for package in NLTK_PACKAGES:
-        if not nltk.download(package, download_dir=str(target), quiet=True, raise_on_error=True):
-            raise DatasetNotReady(f"nltk could not download {package} into {target}")
+        try:
+            nltk.download(package, download_dir=str(target), quiet=True, raise_on_error=True)
+        except (OSError, ValueError) as e:
+            raise DatasetNotReady(f"nltk could not download {package} ({e}). If this machine is offline, run "
+                                  f"`python -m nltk.downloader -d nltk_data {' '.join(NLTK_PACKAGES)}` elsewhere "
+                                  f"and copy that nltk_data folder to {target}") from e
     print(f"nltk_data: {', '.join(NLTK_PACKAGES)} in {target}")
 
 
