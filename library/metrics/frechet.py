@@ -1,9 +1,10 @@
-"""Fréchet distance between generated and real images, computed by torch-fidelity.
+"""Generated vs real images: Fréchet and kernel distances, precision/recall (torch-fidelity), mode coverage.
 
-Two feature extractors: torch-fidelity's Inception-v3 (the score is FID; its weights must be cached
-beforehand because compute nodes are offline) and a small classifier trained on the real set (the
-score is `fd_domain`; works anywhere). The real set's statistics are cached per dataset and extractor
-weights, so a trial only pays for its own generated images.
+Two feature extractors: torch-fidelity's Inception-v3 (FID and KID; its weights must be cached beforehand
+because compute nodes are offline) and a small classifier trained on the real set (`fd_domain`,
+`kd_domain`; works anywhere). The real set's features and statistics are cached per dataset and extractor
+weights, so a trial only pays for its own generated images. On a labelled dataset the same classifier
+also counts which classes the generated images fall into (library.metrics.coverage).
 """
 
 import hashlib
@@ -15,17 +16,28 @@ import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
-from library.metrics.domain_extractor import EXTRACTOR_NAME, load_or_train
+from library.metrics.coverage import class_histogram, mode_coverage
+from library.metrics.domain_extractor import EXTRACTOR_NAME, load_domain_classifier, load_or_train
 
-_METRIC_NAMES = {"inception": "fid", "domain": "fd_domain"}
 _FIDELITY_EXTRACTORS = {"inception": "inception-v3-compat", "domain": EXTRACTOR_NAME}
+KID_SUBSET_SIZE = 1000  # torch-fidelity's default; smaller sample sets use subsets of all their images
+MAX_REAL = 10_000  # reference images; more only slows precision/recall (its k-NN radii are not cached)
+
+
+def metric_names(extractor: str) -> dict[str, str]:
+    """The one naming rule. Inception features give the standard names (fid, kid, precision, recall); any
+    other extractor gives different numbers, named after it: fd_domain, kd_domain, precision_domain..."""
+    if extractor not in _FIDELITY_EXTRACTORS:
+        raise ValueError(f"unknown feature extractor {extractor!r}; expected one of {sorted(_FIDELITY_EXTRACTORS)}")
+    if extractor == "inception":
+        return {"fd": "fid", "kd": "kid", "precision": "precision", "recall": "recall"}
+    return {"fd": f"fd_{extractor}", "kd": f"kd_{extractor}", "precision": f"precision_{extractor}",
+            "recall": f"recall_{extractor}"}
 
 
 def metric_name(extractor: str) -> str:
-    """Only Inception features give FID; any other Fréchet distance is named after its extractor."""
-    if extractor not in _METRIC_NAMES:
-        raise ValueError(f"unknown feature extractor {extractor!r}; expected one of {sorted(_METRIC_NAMES)}")
-    return _METRIC_NAMES[extractor]
+    """The Fréchet distance's name: the primary metric of a generative job."""
+    return metric_names(extractor)["fd"]
 
 
 def inception_weights_path(cache_dir: str | os.PathLike) -> Path:
@@ -71,7 +83,9 @@ class FrechetScorer:
     """Scores generated images against one fixed real set.
 
     `dataset_key` names the real set (dataset, split, size: "mnist5k-train-28"); it keys the trained
-    domain extractor and the cached statistics, so it must change when the real set does.
+    domain classifier and the cached statistics, so it must change when the real set does. Labels
+    (num_classes > 0) add mode coverage; without them (e.g. faces) only the Inception extractor works.
+    At most `max_real` real images (a fixed random subset) are the reference.
     """
 
     def __init__(
@@ -83,33 +97,68 @@ class FrechetScorer:
         extractor: str,
         cache_dir: str | os.PathLike,
         device: str = "cpu",
+        max_real: int = MAX_REAL,
     ):
-        self.metric = metric_name(extractor)
-        if extractor == "domain" and (real_labels is None or num_classes is None):
-            raise ValueError("the domain extractor is a classifier: it needs real_labels and num_classes")
-        self.real = _UInt8RGB(real_images)
-        self.real_labels, self.num_classes = real_labels, num_classes
+        self.names = metric_names(extractor)
+        self.metric = self.names["fd"]
+        self.labelled = real_labels is not None and bool(num_classes)
+        if extractor == "domain" and not self.labelled:
+            raise ValueError(f"{dataset_key} has no labels, and the domain extractor is a classifier trained on "
+                             "them: use extractor='inception' (eval.extractor=inception)")
+        self.all_images, self.real_labels, self.num_classes = real_images, real_labels, num_classes
+        keep = torch.randperm(len(real_images), generator=torch.Generator().manual_seed(0))[:max_real]
+        self.real = _UInt8RGB(real_images if len(real_images) <= max_real else real_images[keep.sort().values])
         self.dataset_key, self.extractor = dataset_key, extractor
         self.cache_dir, self.device = Path(cache_dir), device
         self._kwargs = None  # torch-fidelity arguments, resolved on first use (that may train the extractor)
+        self._classifier = None
 
     def prepare(self) -> None:
         """Train/load (or download) the extractor and cache the real statistics: once, on the login node."""
         kwargs = self._fidelity_kwargs(may_download=True)
         # The real set as both inputs under one cache name: its features are computed once, and its
-        # statistics land in the cache where score() finds them.
+        # features and statistics land in the cache where score() finds them.
         torch_fidelity.calculate_metrics(input1=self.real, input1_cache_name=kwargs["input2_cache_name"],
                                          **kwargs)
+        if self.labelled:
+            self._classifier_weights()
 
-    def score(self, fake_images: torch.Tensor) -> dict[str, float]:
+    def score(self, fake_images: torch.Tensor, final: bool = False) -> dict[str, float]:
+        """The Fréchet distance and, on a labelled dataset, mode coverage; `final` adds KID and precision/recall,
+        which cost several times more (100 kernel subsets, k-NN radii of the real set) than an epoch's check."""
         fake = _UInt8RGB(fake_images)
-        result = torch_fidelity.calculate_metrics(input1=fake, **self._fidelity_kwargs(may_download=False))
-        return {
-            # torch-fidelity names it "frechet_inception_distance" whatever the extractor
-            self.metric: result[torch_fidelity.KEY_METRIC_FID],
-            f"{self.metric}_n_fake": len(fake),
-            f"{self.metric}_n_real": len(self.real),
-        }
+        n_fake, n_real = len(fake), len(self.real)
+        names = self.names
+        # KID averages the kernel distance over 100 random subsets of KID_SUBSET_SIZE images from each set;
+        # with fewer images than that, each subset is all of the smaller set.
+        extra = dict(kid=True, kid_subset_size=min(KID_SUBSET_SIZE, n_fake, n_real), prc=True) if final else {}
+        result = torch_fidelity.calculate_metrics(input1=fake, **extra, **self._fidelity_kwargs(may_download=False))
+        # torch-fidelity names them "frechet_inception_distance" etc. whatever the extractor
+        scores = {names["fd"]: result[torch_fidelity.KEY_METRIC_FID], f"{names['fd']}_n_fake": n_fake,
+                  f"{names['fd']}_n_real": n_real}
+        if final:
+            scores.update({
+                names["kd"]: result[torch_fidelity.KEY_METRIC_KID_MEAN],
+                f"{names['kd']}_std": result[torch_fidelity.KEY_METRIC_KID_STD],
+                # generated = input1 here: precision is the share of fakes inside the real manifold, recall the
+                # share of real images inside the generated one (checked in tests/test_metrics.py)
+                names["precision"]: result[torch_fidelity.KEY_METRIC_PRECISION],
+                names["recall"]: result[torch_fidelity.KEY_METRIC_RECALL],
+            })
+        if self.labelled:
+            real_counts = torch.bincount(self.real_labels.reshape(-1).long(), minlength=self.num_classes)
+            scores.update(mode_coverage(class_histogram(self.classifier(), fake_images), real_counts))
+        return scores
+
+    def classifier(self):
+        """The dataset's classifier (the domain extractor's CNN), for mode coverage."""
+        if self._classifier is None:
+            self._classifier = load_domain_classifier(self._classifier_weights(), self.device)
+        return self._classifier
+
+    def _classifier_weights(self) -> Path:
+        path = self.cache_dir / "extractors" / f"{self.dataset_key}.pt"
+        return load_or_train(path, self.all_images, self.real_labels, self.num_classes, self.device)
 
     def _fidelity_kwargs(self, may_download: bool) -> dict:
         if self._kwargs is None:
@@ -117,7 +166,7 @@ class FrechetScorer:
             self._kwargs = dict(
                 input2=self.real,
                 # The weights' hash in the name: a retrained extractor must not reuse stale statistics.
-                input2_cache_name=f"{self.dataset_key}-{_short_hash(weights)}",
+                input2_cache_name=f"{self.dataset_key}-{len(self.real)}-{_short_hash(weights)}",
                 fid=True,
                 feature_extractor=_FIDELITY_EXTRACTORS[self.extractor],
                 feature_extractor_weights_path=str(weights),
@@ -131,8 +180,7 @@ class FrechetScorer:
 
     def _extractor_weights(self, may_download: bool) -> Path:
         if self.extractor == "domain":
-            path = self.cache_dir / "extractors" / f"{self.dataset_key}.pt"
-            return load_or_train(path, self.real.images, self.real_labels, self.num_classes, self.device)
+            return self._classifier_weights()
         path = inception_weights_path(self.cache_dir)
         if not path.is_file():
             if not may_download:

@@ -1,0 +1,66 @@
+"""Mode coverage of generated images, and mode-collapse detection from a trial's per-epoch history.
+
+Coverage uses the dataset's own classifier (the domain extractor's CNN, trained on the labelled real set):
+the histogram of its predictions on generated images says which classes the generator draws, and how far
+that is from the real class distribution.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from library.metrics.domain_extractor import DomainClassifier, to_input
+
+MIN_SHARE = 0.25
+"""A class counts as covered when it gets at least this fraction of its real share of the samples
+(a class with 10% of the real images needs 2.5% of the generated ones)."""
+
+COVERAGE_DROP = 2
+"""Mode collapse: modes_covered falls this many classes below its best."""
+
+SCORE_RISE = 2.0
+"""Mode collapse: the Fréchet score ends this many times above its best, with every loss finite."""
+
+
+def class_histogram(classifier: DomainClassifier, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """How many of the uint8 N x C x H x W images the classifier assigns to each class."""
+    counts = torch.zeros(classifier.num_classes, dtype=torch.long)
+    device = next(classifier.parameters()).device
+    with torch.no_grad():
+        for batch in images.split(batch_size):
+            predicted = classifier(to_input(batch.to(device))).argmax(1).cpu()
+            counts += torch.bincount(predicted, minlength=classifier.num_classes)
+    return counts
+
+
+def mode_coverage(fake_counts: torch.Tensor, real_counts: torch.Tensor) -> dict[str, float]:
+    """modes_covered (classes drawn at least MIN_SHARE of their real share), num_modes, and class_kl:
+    KL(generated || real) between the class distributions, in nats (0 = the real class balance)."""
+    fake = fake_counts.double() / fake_counts.sum()
+    real = real_counts.double() / real_counts.sum()
+    drawn = fake > 0  # 0 log 0 = 0; the real set has every class, so the KL is finite
+    kl = (fake[drawn] * (fake[drawn] / real[drawn]).log()).sum().item()
+    return {"modes_covered": int((fake >= MIN_SHARE * real).sum()), "num_modes": len(real), "class_kl": kl}
+
+
+def detect_mode_collapse(history: list[dict], metric: str, mode: str = "min") -> str:
+    """Why this trial looks mode-collapsed ("" if it does not), from its per-epoch metrics: coverage
+    falling COVERAGE_DROP classes below its best, or the Fréchet score `metric` (mode min) ending SCORE_RISE
+    times above its best while the losses stay finite (a diverged trial is reported as diverged instead)."""
+    reasons = []
+    covered = [(e["epoch"], e["modes_covered"]) for e in history if e.get("modes_covered") is not None]
+    if covered:
+        best_epoch, best = max(covered, key=lambda item: item[1])
+        last_epoch, last = covered[-1]
+        if best - last >= COVERAGE_DROP:
+            reasons.append(f"modes_covered fell from {best} (epoch {best_epoch}) to {last} (epoch {last_epoch})")
+    scores = [(e["epoch"], e[metric]) for e in history if e.get(metric) is not None]
+    losses_finite = all(math.isfinite(v) for e in history for k, v in e.items() if k.startswith("loss"))
+    if mode == "min" and metric.startswith(("fid", "fd_")) and scores and losses_finite:
+        best_epoch, best = min(scores, key=lambda item: item[1])
+        last_epoch, last = scores[-1]
+        if last > SCORE_RISE * best:
+            reasons.append(f"{metric} rose from {best:.4g} (epoch {best_epoch}) to {last:.4g} (epoch {last_epoch}) "
+                           "while the losses stayed finite")
+    return "; ".join(reasons)
