@@ -1,7 +1,8 @@
 """Chaos run: a 100-trial tiny sweep on the Slurm cluster while random running tasks are killed.
 
-    python slurm/chaos.py                      # 100 trials, kills for 240 s, gives up after 1200 s
+    python slurm/chaos.py                      # 100 trials, kills for 240 s, gives up after 1500 s
     python slurm/chaos.py --trials=20 --chaos-s=60
+    python slurm/chaos.py --workdir=DIR            # resume a run whose driver was stopped (counters in DIR/chaos.json)
 
 It submits the sweep with --backend=slurm --detach, then for --chaos-s seconds kills a random RUNNING task every
 few seconds, one of three ways: `scancel` (the task is cancelled), `scancel --signal=USR2` (preemption: submitit
@@ -10,6 +11,7 @@ after Slurm's ~2 min hold. Whenever nothing of the sweep is queued or running it
 `--status`, and if a row is not complete, runs the sweep again with --retry-failed (finished trials are never run
 again). At the end every row must be complete, and its final metrics equal to an undisturbed run of the same
 trial (the same configs trained in-process through library.train.fit). Prints one summary and exits 0 only then.
+Everything runs on a copy of library/ and jobs/ taken at the start, so editing the checkout meanwhile is harmless.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -115,15 +118,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python slurm/chaos.py", description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=100, help="a multiple of 4")
     parser.add_argument("--chaos-s", type=float, default=240, help="how long to kill tasks")
-    parser.add_argument("--limit-s", type=float, default=1200, help="give up (and cancel everything) after this")
+    parser.add_argument("--limit-s", type=float, default=1500, help="give up (and cancel everything) after this")
     parser.add_argument("--seed", type=int, default=0, help="seeds which task is killed when, and how")
     parser.add_argument("--workdir", type=Path, help="default: a new folder under /tmp")
     args = parser.parse_args(argv)
-    from library.files import read_json
-    from library.launch import slurm
-
     folder = (args.workdir or Path(tempfile.mkdtemp(prefix="chaos-"))).resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    # Every process of the run (tasks, re-runs, the undisturbed reference) uses one copy of the code: an edit of
+    # the checkout during the run would change trial ids and refuse checkpoints of the old config.
+    for package in ("library", "jobs"):
+        if not (folder / "code" / package).exists():  # a resumed run keeps its copy
+            shutil.copytree(ROOT / package, folder / "code" / package, ignore=shutil.ignore_patterns("__pycache__"))
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(folder / "code"), os.environ.get("PYTHONPATH")) if p)
+    sys.path.insert(0, str(folder / "code"))
+    from library.files import read_json, write_json
+    from library.launch import slurm
+
+    assert Path(slurm.__file__).is_relative_to(folder), slurm.__file__
     path = folder / "chaos.py"
     path.write_text(sweep_text(args.trials))
     (folder / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\nmem_gb = 1\n')
@@ -132,22 +143,25 @@ def main(argv: list[str] | None = None) -> int:
     trials = sweep_trials(sweep)
     run_root = folder / "runs" / "chaos"
     rng = random.Random(args.seed)
-    kills = dict.fromkeys(KINDS, 0)
-    reruns, released = 0, 0
-    start = time.time()
+    # Counters live in the work dir: `--workdir=SAME` resumes a run whose driver was stopped.
+    state = read_json(folder / "chaos.json", {"started": time.time(), "kills": dict.fromkeys(KINDS, 0), "reruns": 0,
+                                              "released": 0})
+    start, kills = state["started"], state["kills"]
+    began = time.time()
     print(f"chaos: {len(trials)} trials in {folder}; killing tasks for {args.chaos_s:.0f} s", flush=True)
     try:
         sweep_cli(path, "--detach")
         next_kill = time.time() + rng.uniform(3, 8)
         while True:
-            if time.time() - start > args.limit_s:
+            write_json(folder / "chaos.json", state)
+            if time.time() - began > args.limit_s:
                 raise TimeoutError(f"not all rows complete after {args.limit_s:.0f} s")
             trial_of = {j: t for t, j in read_json(run_root / slurm.JOBS, {}).items()}
             tasks = queue({j.split("_")[0] for j in trial_of})
             for task, state, reason in tasks:
                 if state == "PENDING" and reason == "BeginTime":  # a requeued task: skip the ~2 min hold
                     subprocess.run(["scontrol", "update", f"jobid={task}", "StartTime=now"], capture_output=True)
-                    released += 1
+                    state["released"] += 1
             running = [t for t, state, _ in tasks if state == "RUNNING"]
             # Most of a tiny task is Python start-up: wait a little for one that is between epochs to hit.
             training = [t for t in running if trial_status(run_root, trial_of.get(t, "")) == "running"]
@@ -165,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                 if done == len(trials):
                     break
                 sweep_cli(path, "--detach", "--retry-failed")
-                reruns += 1
+                state["reruns"] += 1
             time.sleep(0.25)
         chaos_s = time.time() - start
         reference = undisturbed(sweep, folder / "undisturbed")
@@ -180,8 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                   if read_json(run_root / t.id / "status.json")["final"] | {"elapsed_s": 0}
                   != reference[t.id] | {"elapsed_s": 0}]
     resumed = sum(read_json(run_root / t.id / "status.json").get("resumed_from_epoch", 0) > 0 for t in trials)
-    summary = {"trials": len(trials), "rows": len(table), "kills": kills, "requeues_released": released,
-               "reruns": reruns, "resumed_from_checkpoint": resumed, "rows_lost": lost,
+    summary = {"trials": len(trials), "rows": len(table), "kills": kills, "requeues_released": state["released"],
+               "reruns": state["reruns"], "resumed_from_checkpoint": resumed, "rows_lost": lost,
                "mismatches": len(mismatched), "sweep_wall_s": round(chaos_s), "total_wall_s": round(time.time() - start)}
     print("chaos result: " + json.dumps(summary))
     if mismatched:

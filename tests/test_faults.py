@@ -292,7 +292,7 @@ def test_scontrol_requeue_sigterm_restarts_the_task_from_its_last_checkpoint_and
 @pytest.mark.chaos
 def test_chaos_run_loses_no_row(cluster, tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "slurm/chaos.py"), f"--workdir={tmp_path}"],
-                         capture_output=True, text=True, timeout=1500)
+                         capture_output=True, text=True, timeout=1800)
     print(out.stdout[-3000:])
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert '"rows_lost": 0' in out.stdout and '"mismatches": 0' in out.stdout
