@@ -81,7 +81,7 @@ def load(results_dir: Path) -> tuple[SweepInfo, pd.DataFrame, pd.DataFrame]:
 
     trials = trials.copy()
     trials["trial"] = trials["trial"].astype(str)
-    for col, default in (("status", "not run"), ("reason", "")):
+    for col, default in (("status", "not run"), ("reason", ""), ("mode_collapse", "")):
         values = trials[col] if col in trials else pd.Series(default, index=trials.index)
         trials[col] = [default if pd.isna(v) or str(v) == "" else str(v) for v in values]
     best = _numeric(trials, f"best_{sweep.metric}")
@@ -434,7 +434,7 @@ def status_counts(trials: pd.DataFrame) -> str:
 def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     short = short_names(sweep.params)
     m = sweep.metric
-    reasons = bool((trials["reason"] != "").any())
+    reasons = bool(((trials["reason"] != "") | (trials["mode_collapse"] != "")).any())
     head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
             + ["status", f"best {e(m)}", "best epoch", f"final {e(m)}", "epochs"]
             + ["wall time", "trial"] + (["reason"] if reasons else []))
@@ -450,7 +450,8 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
         cells.append(f'<td class="num">{e(fmt_seconds(r.get("wall_s")))}</td>')
         cells.append(f'<td class="id">{e(r["trial"])}</td>')
         if reasons:
-            cells.append(f'<td class="reason">{e(r["reason"])}</td>')
+            collapse = f"mode collapse: {r['mode_collapse']}" if r["mode_collapse"] else ""
+            cells.append(f'<td class="reason">{e("; ".join(t for t in (r["reason"], collapse) if t))}</td>')
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
     return ('<div class="scroll"><table class="summary"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table></div>")
@@ -512,10 +513,13 @@ def gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:
 
 def failures(trials: pd.DataFrame) -> str:
     bad = trials[trials["status"].isin(["failed", "diverged"])]
-    if bad.empty:
+    collapsed = trials[trials["mode_collapse"] != ""]
+    if bad.empty and collapsed.empty:
         return "<p>none</p>"
     items = [f"<li>{badge(r['status'])} <b>{e(r['label'])}</b> <span class=\"id\">{e(r['trial'])}</span>: "
              f"{e(r['reason'] or '(no reason recorded)')}</li>" for _, r in bad.iterrows()]
+    items += [f"<li><b>mode collapse</b> <b>{e(r['label'])}</b> <span class=\"id\">{e(r['trial'])}</span>: "
+              f"{e(r['mode_collapse'])}</li>" for _, r in collapsed.iterrows()]
     return '<ul class="failures">' + "\n".join(items) + "</ul>"
 
 
@@ -552,7 +556,7 @@ def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]]
                          f"<figcaption>{e(title)} — plots/{e(path.name)}</figcaption></figure>")
     parts.append("</div>")
     parts += ["<h2>Samples</h2>", gallery(sweep, trials, results_dir / "samples"),
-              "<h2>Failed and diverged trials</h2>", failures(trials)]
+              "<h2>Failed and diverged trials; mode collapse</h2>", failures(trials)]
     stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     parts.append(f"<footer>Generated {e(stamp)} from {e(str(results_dir))} by library.report.</footer>")
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

@@ -9,12 +9,14 @@ from pathlib import Path
 import pandas as pd
 
 from library.files import atomic_write, read_json, write_json
+from library.metrics.coverage import detect_mode_collapse
 from library.train import CHECKPOINTS, METRICS, STATUS
 
 
 def trial_row(trial, run_dir: Path, metric: str) -> dict:
     status = read_json(run_dir / STATUS, {})
     final = status.get("final", {})
+    history = read_json(run_dir / METRICS, [])
     checkpoints = sorted((run_dir / CHECKPOINTS).glob("epoch_*.pt"))
     return {
         "trial": trial.id, **trial.params,
@@ -25,6 +27,8 @@ def trial_row(trial, run_dir: Path, metric: str) -> dict:
         f"best_{metric}": status.get(f"best_{metric}"),
         "best_epoch": status.get("best_epoch"),
         f"{metric}_n_fake": final.get(f"{metric}_n_fake"),
+        **({"modes_covered": final.get("modes_covered")} if "modes_covered" in final else {}),
+        "mode_collapse": detect_mode_collapse(history, metric, status.get("mode", "min")),
         **{k: v for k, v in final.items() if k.startswith("loss")},
         "wall_s": status.get("elapsed_s"),
         "startup_s": status.get("startup_s"),
@@ -63,7 +67,8 @@ def write_frame(frame: pd.DataFrame, stem: Path) -> None:
 
 def display_columns(table: pd.DataFrame) -> list[str]:
     """The columns a terminal table shows: no paths, reasons or losses (they are in the files)."""
-    return [c for c in table.columns if c not in ("checkpoint", "run_dir", "reason") and not c.startswith("loss")]
+    return [c for c in table.columns
+            if c not in ("checkpoint", "run_dir", "reason", "mode_collapse") and not c.startswith("loss")]
 
 
 def print_summary(table: pd.DataFrame, metric: str, mode: str) -> None:
@@ -74,6 +79,8 @@ def print_summary(table: pd.DataFrame, metric: str, mode: str) -> None:
         print(shown[cols].to_string(index=False))
     for _, row in shown[shown.status.isin(["failed", "diverged"])].iterrows():
         print(f"{row.trial} {row.status}: {row.reason}")
+    for _, row in shown[shown.get("mode_collapse", pd.Series("", index=shown.index)).fillna("") != ""].iterrows():
+        print(f"{row.trial} mode collapse: {row.mode_collapse}")
 
 
 def compare(sweeps: list[str], results_dir: Path) -> pd.DataFrame:

@@ -115,6 +115,17 @@ def test_table_best_first_and_failures_last_with_reasons(tmp_path):
     assert "18.12" in page and "18.125" not in page.split("<h2>Plots", 1)[0]  # 4 significant digits
 
 
+def test_mode_collapse_is_shown_with_its_reason(tmp_path):
+    out = make_results(tmp_path)
+    table = pd.read_csv(out / "trials.csv")
+    why = "modes_covered fell from 10 (epoch 2) to 6 (epoch 4)"
+    table["mode_collapse"] = [why if t == "gan-aaaa0004" else "" for t in table.trial]
+    table.to_csv(out / "trials.csv", index=False)
+    sweep, trials, _ = report.load(out)  # the two parts of the page that show it (no plots: faster)
+    assert why in report.summary_table(sweep, trials)
+    assert why in report.failures(trials) and "gan-aaaa0004" in report.failures(trials)
+
+
 def test_mode_max_ranks_highest_first(tmp_path):
     page = report.build_report(make_results(tmp_path, mode="max")).read_text()
     assert summary_order(page)[:4] == BEST_FIRST[::-1]
