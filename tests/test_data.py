@@ -205,3 +205,35 @@ def test_cli_prepare_offline_says_which_files_to_place_where(tmp_path):
     for name in ("train-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", str(tmp_path / "mnist"),
                  "https://ossci-datasets.s3.amazonaws.com/mnist/", "python -m library.data prepare mnist"):
         assert name in result.stderr
+
+
+def test_faces_folder_is_center_cropped_to_64_rgb_and_unlabelled(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "faces" / "img_align_celeba"
+    folder.mkdir(parents=True)
+    # Aligned CelebA's shape (178 x 218): a red square between blue bands that the center crop removes.
+    portrait = np.zeros((218, 178, 3), np.uint8)
+    portrait[:20, :, 2] = portrait[-20:, :, 2] = 255
+    portrait[20:-20, :, 0] = 255
+    for i in range(3):
+        Image.fromarray(portrait).save(folder / f"{i:06d}.jpg", quality=95)
+    Image.fromarray(np.full((80, 80, 4), 128, np.uint8), "RGBA").save(folder / "gray.png")  # PNG, with alpha
+    assert main(["prepare", "faces", "--root", str(tmp_path)]) == 0
+    assert "faces train: 4 images of 3x64x64" in capsys.readouterr().out
+
+    data = load_images("faces", tmp_path, "train", 64)
+    assert data.images.shape == (4, 3, 64, 64) and data.images.dtype == torch.uint8
+    assert data.num_classes == 0 and (data.labels == -1).all()
+    red = data.images[0].float().mean(dim=(1, 2))
+    assert red[0] > 240 and red[1] < 15 and red[2] < 15  # the blue bands were cropped away
+    assert (data.images[3] - 128).abs().max() <= 1  # the PNG
+    assert load_images("faces", tmp_path, "train", 32).images.shape == (4, 3, 32, 32)
+
+
+def test_faces_not_placed_says_where_to_put_them(tmp_path, capsys):
+    with pytest.raises(DatasetNotReady, match="python -m library.data prepare faces"):
+        load_images("faces", tmp_path)
+    assert main(["prepare", "faces", "--root", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "img_align_celeba" in err and str(tmp_path / "faces") in err and "not downloaded" in err

@@ -17,6 +17,8 @@ import torch
 from library.data.images import (CorruptFile, idx_filenames, medmnist_filename, read_idx_split,
                                  read_mnist5k, read_npz_split, resize)
 
+UNLABELLED = -1  # the label of every image of a dataset without classes (num_classes = 0)
+
 __all__ = ["load_images", "ImageData", "DatasetNotReady", "DATASETS", "default_root"]
 
 
@@ -49,6 +51,7 @@ class DatasetSpec:
     files: dict[int, tuple[Download, ...]]  # native image size -> the files holding it; () = embedded
     read: Reader
     subdir: str = ""  # folder under the data root
+    placed: str = ""  # no download: what the user puts in the folder by hand; prepare converts it into `files`
 
     @property
     def sizes(self) -> tuple[int, ...]:
@@ -89,6 +92,18 @@ def _read_pathmnist(directory: Path, split: str, size: int) -> tuple[np.ndarray,
     return read_npz_split(directory / medmnist_filename("pathmnist", size), split)
 
 
+def faces_filename(size: int) -> str:
+    return f"faces_{size}.npy"
+
+
+def _read_faces(directory: Path, split: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        images = np.load(directory / faces_filename(size), allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise CorruptFile(f"{directory / faces_filename(size)}: {e}") from e
+    return images, np.full(len(images), UNLABELLED, np.int64)
+
+
 # Mirrors and md5 sums as torchvision 0.29 (datasets/mnist.py) and medmnist 3.0.2 (info.py) have them.
 DATASETS: dict[str, DatasetSpec] = {
     "mnist5k": DatasetSpec(splits=("train",), channels=1, num_classes=10, files={28: ()}, read=_read_mnist5k),
@@ -106,6 +121,13 @@ DATASETS: dict[str, DatasetSpec] = {
         splits=("train", "val", "test"), channels=3, num_classes=9, read=_read_pathmnist, subdir="medmnist",
         files={28: (_pathmnist_download(28, "a8b06965200029087d5bd730944a56c1"),),
                64: (_pathmnist_download(64, "55aa9c1e0525abe5a6b9d8343a507616"),)}),
+    # Any folder of face photos, e.g. aligned CelebA (img_align_celeba/, 202,599 JPEGs behind Google Drive, so
+    # never downloaded): prepare center-crops each to a square, resizes it to 64 and stores one array. No labels.
+    "faces": DatasetSpec(
+        splits=("train",), channels=3, num_classes=0, read=_read_faces, subdir="faces",
+        files={64: (Download(faces_filename(64), url="", md5=""),)},
+        placed="JPEG/PNG face images, e.g. CelebA's img_align_celeba/ (unzip img_align_celeba.zip from "
+               "https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html, Google Drive link 'Align&Cropped Images')"),
 }
 
 
@@ -140,7 +162,7 @@ def _check(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray, size: int)
         raise CorruptFile(f"images are {images.dtype} {images.shape[1:]}, expected uint8 {expected}")
     if len(labels) != len(images):
         raise CorruptFile(f"{len(images)} images but {len(labels)} labels")
-    if len(labels) and not 0 <= labels.min() <= labels.max() < spec.num_classes:
+    if spec.num_classes and len(labels) and not 0 <= labels.min() <= labels.max() < spec.num_classes:
         raise CorruptFile(f"labels outside 0..{spec.num_classes - 1}")
 
 

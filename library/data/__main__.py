@@ -11,9 +11,13 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from library.data import (DATASETS, DatasetNotReady, Download, dataset_dir, dataset_spec, default_root,
+import numpy as np
+
+from library.data import (DATASETS, DatasetNotReady, DatasetSpec, Download, dataset_dir, dataset_spec, default_root,
                           load_images, missing_files, prepare_command)
+from library.data.images import CorruptFile, image_files, read_image_folder
 from library.data.text import TEXT_DATASETS, list_text, prepare_text
+from library.files import atomic_write
 
 
 def md5(path: Path) -> str:
@@ -42,6 +46,8 @@ def prepare(name: str, root: Path, image_size: int | None, timeout: float) -> No
     size = spec.native_size(image_size)
     if spec.embedded:
         print(f"{name}: embedded, nothing to download")
+    elif spec.placed:
+        convert_placed(name, spec, dataset_dir(name, root), size)
     else:
         directory = dataset_dir(name, root)
         directory.mkdir(parents=True, exist_ok=True)
@@ -61,6 +67,27 @@ def prepare(name: str, root: Path, image_size: int | None, timeout: float) -> No
     for split in spec.splits:  # prove that every split parses, not just that the bytes arrived
         data = load_images(name, root, split, size)
         print(f"{name} {split}: {len(data.labels)} images of {'x'.join(map(str, data.images.shape[1:]))}")
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would append .npy to a temporary name
+        np.save(f, array)
+
+
+def convert_placed(name: str, spec: DatasetSpec, directory: Path, size: int) -> None:
+    """A dataset nobody can download for the user: read the images they placed, store them as one array."""
+    paths = image_files(directory) if directory.is_dir() else []
+    if not paths:
+        raise DatasetNotReady(f"{name} is not downloaded for you: place {spec.placed} under {directory} (any "
+                              f"depth), then re-run `python -m library.data prepare {name}`")
+    print(f"{name}: reading {len(paths)} images under {directory}", flush=True)
+    try:
+        images = read_image_folder(paths, size)
+    except CorruptFile as e:
+        raise DatasetNotReady(f"{e}; remove or replace it and re-run prepare") from e
+    out = directory / spec.files[size][0].filename
+    atomic_write(out, lambda tmp: save_array(tmp, images))
+    print(f"{name}: wrote {out}")
 
 
 def list_datasets(root: Path) -> None:

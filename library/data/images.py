@@ -88,6 +88,32 @@ def read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     return table[:, :-1].astype(np.uint8).reshape(-1, 1, 28, 28), table[:, -1].copy()
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every JPEG/PNG under `folder`, at any depth, in a fixed order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_image_folder(paths: list[Path], size: int) -> np.ndarray:
+    """RGB images, each center-cropped to a square and resized to size x size: uint8 N x 3 x size x size."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = np.empty((len(paths), 3, size, size), np.uint8)
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                side = min(image.size)
+                left, top = (image.width - side) // 2, (image.height - side) // 2
+                image = image.crop((left, top, left + side, top + side)).resize((size, size), Image.BICUBIC)
+                out[i] = np.asarray(image).transpose(2, 0, 1)
+        except (OSError, UnidentifiedImageError) as e:
+            raise CorruptFile(f"{path} is not a readable image ({e})") from e
+    return out
+
+
 def resize(images: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     """Bilinear antialiased resize of uint8 N x C x H x W images, in chunks so that 90k PathMNIST
     images never need a float copy of the whole set (4 GB at 64 px)."""
