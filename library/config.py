@@ -101,9 +101,9 @@ class EvalConfig:
     every: int = 1
     """Score the generator every N epochs (and always after the last one)."""
     num_samples: int = 1000
-    """Generated images per periodic score."""
-    final_num_samples: int = 5000
-    """Generated images for the score after the last epoch."""
+    """Generated images per periodic score (the Fréchet distance and mode coverage: cheap, noisier)."""
+    final_num_samples: int = 10000
+    """Generated images for the score after the last epoch, which adds KID and precision/recall."""
 
     def check(self, prefix: str) -> None:
         require(self.extractor in ("domain", "inception"), f"{prefix}extractor", self.extractor, "domain or inception")

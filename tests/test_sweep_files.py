@@ -14,6 +14,7 @@ SWEEPS = sorted((Path(__file__).resolve().parents[1] / "sweeps").glob("*.py"))
 # Per job: overrides that shrink a trial to seconds on CPU (data and evaluation sizes only).
 TINY = {
     "gan": {"train.epochs": 1, "data.limit": 256, "eval.num_samples": 100, "eval.final_num_samples": 100},
+    "vae": {"train.epochs": 1, "data.limit": 256},
     "sentiment": {"train.epochs": 1},
     "charrnn": {"train.epochs": 1, "data.limit_chars": 6_000, "data.seq_len": 25, "eval.sample_chars": 50},
     "langid": {"train.epochs": 1, "data.per_language": 20},
