@@ -56,11 +56,15 @@ class LangIdConfig:
 
 
 def snippets(text: str, size: int) -> list[str]:
+    """A short line (a name) whole; a long one cut into full pieces of `size` characters (the rest dropped)."""
     out = []
     for line in text.splitlines():
         line = " ".join(line.split())
-        out += [line[i:i + size] for i in range(0, len(line), size) if len(line[i:i + size]) >= min(size, len(line))]
-    return [s for s in out if s]
+        if len(line) <= size:
+            out += [line] if line else []
+        else:
+            out += [line[i:i + size] for i in range(0, len(line) - size + 1, size)]
+    return out
 
 
 def build_dataset(cfg: LanguageData) -> dict:

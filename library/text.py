@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import html
 import json
 import re
 from collections import Counter
@@ -99,8 +100,6 @@ def nltk_data(name: str, load: Callable, root: Path):
 
 def pipeline(cfg: PreprocessConfig, root: Path | None = None) -> Callable[[str], list[str]]:
     """text -> tokens, through the steps switched on in cfg, in the usual order."""
-    import html
-
     root = root or default_root()
     tokenize = _tokenizers()[cfg.tokenizer]
     stop = set()
