@@ -121,9 +121,15 @@ class SentimentJob(SequenceClassification):
 
     def encoded(self, cfg):
         root = Path(cfg.data.root or default_root())
-        settings = {"data": vars(cfg.data) | {"root": ""}, "text": vars(cfg.text), "embed": vars(cfg.embed),
-                    "format": 1}
+        settings = {"data": vars(cfg.data) | {"root": ""}, "text": vars(cfg.text),
+                    "embed": vars(cfg.embed) | {"freeze": None}, "format": 1}  # freezing is the model's business
         return cached(root / "text_cache" / f"sentiment-{cache_key(settings)}.pt", lambda: build_dataset(cfg, root))
+
+    def prepare(self, cfg):
+        d = self.encoded(cfg)
+        coverage = f", {d['embedding_coverage']} with a {cfg.embed.source} vector" if "vectors" in d else ""
+        print(f"sentiment: {len(d['train_labels'])} training / {len(d['test_labels'])} held-out texts, "
+              f"vocabulary {d['vocab_size']}{coverage}")
 
     def model(self, cfg, encoded):
         vectors = encoded.get("vectors")

@@ -16,8 +16,8 @@ TINY = {
     "gan": {"train.epochs": 1, "data.limit": 256, "eval.num_samples": 100, "eval.final_num_samples": 100},
     "vae": {"train.epochs": 1, "data.limit": 256},
     "sentiment": {"train.epochs": 1},
-    "charrnn": {"train.epochs": 1, "data.limit_chars": 6_000, "data.seq_len": 25, "eval.sample_chars": 50},
-    "langid": {"train.epochs": 1, "data.per_language": 20},
+    "charrnn": {"train.epochs": 1, "data.limit_chars": 1_000, "data.seq_len": 10, "eval.sample_chars": 20},
+    "langid": {"train.epochs": 1, "data.per_language": 20, "data.snippet_chars": 16},
     "palindrome": {"train.epochs": 1, "data.train_size": 512, "data.test_size": 101},
 }
 
