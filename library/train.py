@@ -339,7 +339,10 @@ def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor]) -> dict[str, flo
 def evaluate(job: Job, ctx: Context, final: bool) -> dict[str, float]:
     for m in ctx.models.values():
         m.eval()
-    with torch.no_grad():
+    # Evaluation must not shift the training RNG: a resumed run evaluates from fresh objects (e.g. a lazily built
+    # scorer) that the uninterrupted run built epochs earlier, and must still train bit-identically.
+    devices = [ctx.device.index] if ctx.device.type == "cuda" else []
+    with torch.no_grad(), torch.random.fork_rng(devices=devices):
         scores = [job.evaluate(ctx, final)]
     if ctx.world_size > 1:
         dist.broadcast_object_list(scores, src=0)
