@@ -34,6 +34,9 @@ class LanguageData:
     """At most this many snippets per language, a fixed random choice (0 = all)."""
     test_fraction: float = 0.2
     """Held-out share of every language's snippets."""
+    balance: bool = True
+    """Repeat the training snippets of smaller languages up to the largest one's count, so that a language with
+    little text is not simply never predicted (the test split is left as it is)."""
 
     def check(self, prefix: str) -> None:
         names = LANGUAGE_SETS + ["folder"]
@@ -67,6 +70,15 @@ def snippets(text: str, size: int) -> list[str]:
     return out
 
 
+def oversample(indices: list[int], labels: list[int]) -> list[int]:
+    """Every class's indices cycled up to the largest class's count."""
+    by_class = {}
+    for i in indices:
+        by_class.setdefault(labels[i], []).append(i)
+    most = max(map(len, by_class.values()))
+    return sorted(members[j % len(members)] for members in by_class.values() for j in range(most))
+
+
 def build_dataset(cfg: LanguageData) -> dict:
     texts = read_language_folder(Path(cfg.folder)) if cfg.name == "folder" else load_text(cfg.name, cfg.root or None)
     languages = sorted(texts)
@@ -78,6 +90,8 @@ def build_dataset(cfg: LanguageData) -> dict:
         rows += pieces
         labels += [k] * len(pieces)
     train, test = split_indices(labels, cfg.test_fraction, seed=0)
+    if cfg.balance:
+        train = oversample(train, labels)
     vocab = build_vocab([list(rows[i]) for i in train])
     out = {"classes": languages, "vocab_size": len(vocab)}
     for name, idx in (("train", train), ("test", test)):

@@ -108,6 +108,14 @@ def test_vocabulary_encoding_and_stratified_split():
     assert len(test) == 8 and sum(i >= 10 for i in test) == 6 and not set(train) & set(test)
 
 
+def test_langid_snippets_and_oversampling_of_small_languages():
+    from jobs.langid import oversample, snippets
+
+    # A short line (a name) stays whole; a long one is cut into full pieces, the remainder dropped.
+    assert snippets("Nowak\n\n  a  long line of text  ", 6) == ["Nowak", "a long", " line ", "of tex"]
+    assert oversample([0, 1, 2, 5], [0, 0, 0, 1, 1, 1]) == [0, 1, 2, 5, 5, 5]
+
+
 def test_word2vec_is_deterministic_across_processes_and_cached(tmp_path):
     docs = [pipeline(PreprocessConfig())(line) for line in load_text("lee").splitlines()[:150]]
     kv = train_word2vec(docs, dim=16, window=3, min_count=2, epochs=2, seed=0)
