@@ -40,7 +40,7 @@ def test_char_rnn_test_loss_falls_and_it_writes_samples(tmp_path):
 
 def test_ddp_evaluation_equals_single_process_evaluation_and_langid_beats_chance(tmp_path):
     # An odd number of test snippets: a padded sampler would count one of them twice over 2 ranks.
-    overrides = {"data.per_language": 250, "data.test_fraction": 0.2, "model.hidden": 32, "train.epochs": 2,
+    overrides = {"data.per_language": 150, "data.test_fraction": 0.2, "model.hidden": 32, "train.epochs": 2,
                  "train.batch_size": 16, "optim.lr": 0.005, "data.balance": False}
     status, history = train("langid", tmp_path / "ddp", workers=2, **overrides)
     final = history[-1]
