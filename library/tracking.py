@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,14 @@ class Tracker:
 
     def __init__(self, settings: dict[str, Any] | None, trial: str, config: dict[str, Any], run_dir: Path):
         self.run = None
+        self._starting = None
         if not settings or settings.get("mode") == "disabled":
             return
+        # Importing wandb and starting its service take seconds: do it beside the first epoch, not before it.
+        self._starting = threading.Thread(target=self._start, args=(settings, trial, config, run_dir), daemon=True)
+        self._starting.start()
+
+    def _start(self, settings: dict[str, Any], trial: str, config: dict[str, Any], run_dir: Path) -> None:
         try:
             import wandb
 
@@ -45,8 +52,15 @@ class Tracker:
         except Exception as e:  # no W&B is no reason to lose a trial
             print(f"warning: W&B run not started ({type(e).__name__}: {e}); training goes on without it")
 
+    def _ready(self) -> bool:
+        """Waits for the W&B run to have started (or failed to); whether there is one."""
+        if self._starting is not None:
+            self._starting.join()
+            self._starting = None
+        return self.run is not None
+
     def log(self, metrics: dict[str, float], step: int, images: dict[str, Path]) -> None:
-        if self.run is None:
+        if not self._ready():
             return
         try:
             import wandb
@@ -57,7 +71,7 @@ class Tracker:
             self._give_up(e)
 
     def summarize(self, summary: dict[str, Any]) -> None:
-        if self.run is None:
+        if not self._ready():
             return
         try:
             self.run.summary.update({k: v for k, v in summary.items() if v is not None})
@@ -65,7 +79,7 @@ class Tracker:
             self._give_up(e)
 
     def finish(self, exit_code: int = 0) -> None:
-        if self.run is None:
+        if not self._ready():
             return
         try:
             self.run.finish(exit_code=exit_code)
