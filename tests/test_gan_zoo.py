@@ -175,17 +175,17 @@ def test_d_steps_updates_the_discriminator_k_times_per_generator_update(tmp_path
     assert adam_steps("d") == {3} and adam_steps("g") == {1}
 
 
-@pytest.mark.parametrize("loss", LOSSES)
-def test_a_step_under_bf16_autocast_trains_with_float32_losses(tmp_path, loss):
-    # CPU autocast stands in for the GPU's: the same ctx.autocast / ctx.backward / ctx.step path.
-    cfg = parse(GANConfig, {"data.image_size": 32, "model.g_width": 8, "model.d_width": 8, "model.loss": loss,
+def test_a_step_under_bf16_autocast_trains_with_float32_losses(tmp_path):
+    # CPU autocast stands in for the GPU's: the same ctx.autocast / ctx.backward / ctx.step path. LSGAN's squared
+    # errors are the loss most hurt by bf16; every loss's terms are checked for float32 above.
+    cfg = parse(GANConfig, {"data.image_size": 32, "model.g_width": 8, "model.d_width": 8, "model.loss": "lsgan",
                             "model.attention": "self", "model.spectral_norm": "both", "model.conditional": True})
     ctx = make_context(cfg, tmp_path, want_gpu=False)
     ctx.amp_dtype = torch.bfloat16
     ctx.models, ctx.optimizers = JOB.build(cfg, ctx)
     images, labels = JOB.load_data(cfg)
     before = [p.detach().clone() for p in ctx.models["g"].parameters()]
-    out = JOB.step([images[:16], labels[:16]], ctx)
+    out = JOB.step([images[:8], labels[:8]], ctx)
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in out.values()), out
     assert any(not torch.equal(a, b) for a, b in zip(before, ctx.models["g"].parameters()))
 
