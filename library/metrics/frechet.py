@@ -147,7 +147,7 @@ class FrechetScorer:
             })
         if self.labelled:
             real_counts = torch.bincount(self.real_labels.reshape(-1).long(), minlength=self.num_classes)
-            scores.update(mode_coverage(class_histogram(self.classifier(), fake_images), real_counts))
+            scores.update(mode_coverage(class_histogram(self.classifier(), fake_images), real_counts, n_fake))
         return scores
 
     def classifier(self):
