@@ -26,8 +26,8 @@ def trial_row(trial, run_dir: Path, metric: str) -> dict:
         metric: final.get(metric),
         f"best_{metric}": status.get(f"best_{metric}"),
         "best_epoch": status.get("best_epoch"),
-        f"{metric}_n_fake": final.get(f"{metric}_n_fake"),
-        **({"modes_covered": final.get("modes_covered")} if "modes_covered" in final else {}),
+        # sample-quality columns, for jobs that score generated samples
+        **{k: final[k] for k in (f"{metric}_n_fake", "modes_covered") if k in final},
         "mode_collapse": detect_mode_collapse(history, metric, status.get("mode", "min")),
         **{k: v for k, v in final.items() if k.startswith("loss")},
         "wall_s": status.get("elapsed_s"),
