@@ -1,4 +1,4 @@
-"""Conditional DCGAN on real MNIST digits (label embedding into G, projection discriminator), with 1, 2 or 5
+"""Conditional DCGAN on real MNIST digits (label embedding into G, one-hot label planes into D), with 1, 2 or 5
 discriminator steps per generator step; sample grids have one row per digit.
 
 Launch:  python sweeps/cgan.py                  (the 5,000 embedded digits, CPU, a few minutes)

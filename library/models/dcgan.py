@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from library.models.gan_layers import AttentionBranch, LabelProjection, SelfAttention
+from library.models.gan_layers import AttentionBranch, SelfAttention, label_planes
 
 BASE = {28: 7, 32: 4, 64: 4}  # spatial size of the generator's first feature map
 STAGES = {28: 2, 32: 3, 64: 4}  # k4 s2 p1 (de)convolutions between BASE and the image
@@ -47,7 +47,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """C x size x size (+ label) -> one logit. attention: "self" puts a SAGAN block after the first block
+    """C x size x size (+ the label as num_classes one-hot planes) -> one logit. attention: "self" puts a SAGAN block after the first block
     (size/2 x size/2), "branch" gates the last feature map by a 1x1-conv sigmoid. batch_norm=False is for
     spectral normalization, which takes over batch norm's job of keeping D's scale in check (Miyato et al.)."""
 
@@ -56,7 +56,8 @@ class Discriminator(nn.Module):
         super().__init__()
         base, stages = BASE[image_size], STAGES[image_size]
         top = width * 2 ** (stages - 1)
-        layers = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True), nn.Dropout2d(dropout)]
+        self.num_classes = num_classes
+        layers = [nn.Conv2d(channels + num_classes, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True), nn.Dropout2d(dropout)]
         if attention == "self":
             layers.append(SelfAttention(width))
         for i in range(stages - 1):  # each block halves the side and doubles the channels
@@ -68,9 +69,8 @@ class Discriminator(nn.Module):
             layers.append(AttentionBranch(top))
         self.features = nn.Sequential(*layers)  # -> top x base x base
         self.logit = nn.Conv2d(top, 1, base)  # -> 1 x 1 x 1
-        self.projection = LabelProjection(num_classes, top) if num_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x)
-        out = self.logit(h).flatten()
-        return out if self.projection is None else out + self.projection(h, labels)
+        if self.num_classes:
+            x = torch.cat([x, label_planes(labels, self.num_classes, x.shape[-1]).to(x.dtype)], 1)
+        return self.logit(self.features(x)).flatten()

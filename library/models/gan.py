@@ -37,7 +37,7 @@ class GANModelConfig:
     """Spectral normalization (Miyato et al. 2018) of the weights: off, d (the discriminator's; replaces its batch
     norm) or both (G's too, as SAGAN does)."""
     conditional: bool = False
-    """Condition G and D on the class label (label embedding into G's input, projection discriminator)."""
+    """Condition G and D on the class label (label embedding into G's input, one-hot label planes into D's)."""
     loss: str = "bce"
     """bce (non-saturating), lsgan (least squares) or hinge."""
     d_steps: int = 1

@@ -4,9 +4,9 @@ With w = 32 that is 256-512-1024 for G and 512-256 for D."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from library.models.gan_layers import LabelProjection
 
 
 class Generator(nn.Module):
@@ -30,15 +30,15 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, image_size: int, channels: int, width: int, dropout: float, num_classes: int = 0):
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Flatten(),  # -> C*size*size
-            nn.Linear(channels * image_size**2, 16 * width), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout),  # -> 16w
+        self.num_classes = num_classes
+        self.net = nn.Sequential(  # input: the flattened image (+ the one-hot label), C*size*size (+ num_classes)
+            nn.Linear(channels * image_size**2 + num_classes, 16 * width), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout),  # -> 16w
             nn.Linear(16 * width, 8 * width), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(dropout),  # -> 8w
+            nn.Linear(8 * width, 1),  # -> 1
         )
-        self.logit = nn.Linear(8 * width, 1)  # -> 1
-        self.projection = LabelProjection(num_classes, 8 * width) if num_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.features(x)
-        out = self.logit(h).flatten()
-        return out if self.projection is None else out + self.projection(h, labels)
+        x = x.flatten(1)
+        if self.num_classes:
+            x = torch.cat([x, F.one_hot(labels, self.num_classes).to(x.dtype)], 1)
+        return self.net(x).flatten()
