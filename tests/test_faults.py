@@ -124,16 +124,16 @@ def test_nan_weights_end_the_trial_as_diverged_with_a_row_and_the_best_model_kep
 # ------------------------------------------------------------------------------------------ sweeps
 
 
-def write_sweep(folder: Path, epochs: int, name: str = "faults") -> Path:
+def write_sweep(folder: Path, base: dict, name: str = "faults") -> Path:
     path = folder / f"{name}.py"
     path.write_text("from library.sweep import Sweep, main\n"
-                    f"main(Sweep(name={name!r}, job='gan', metric='fd_domain', base={{**{TINY!r}, 'train.epochs': {epochs}}},"
+                    f"main(Sweep(name={name!r}, job='gan', metric='fd_domain', base={{**{TINY!r}, **{base!r}}},"
                     " grid={'optim.beta1': [0.5]}))\n")
     return path
 
 
 def test_a_second_invocation_of_a_running_sweep_refuses_and_no_trial_runs_twice(tmp_path):
-    path = write_sweep(tmp_path, epochs=12)
+    path = write_sweep(tmp_path, {"data.limit": 640, "train.epochs": 12, "eval.every": 12})
     env = {**os.environ, "WANDB_MODE": "disabled"}
     first = subprocess.Popen([sys.executable, str(path), "--backend=local"], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -265,10 +265,20 @@ def sweep_cli(path: Path, *args) -> subprocess.CompletedProcess:
     return out
 
 
+def started_again(job: str) -> bool:
+    """Whether the requeued job runs; while Slurm holds it (~2 min BeginTime), release it."""
+    state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T|%r"], capture_output=True, text=True).stdout.strip()
+    if state.endswith("BeginTime"):
+        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
+    return state.startswith("RUNNING")
+
+
 @pytest.mark.slurm
 def test_scontrol_requeue_sigterm_restarts_the_task_from_its_last_checkpoint_and_the_row_matches(cluster, tmp_path):
-    epochs = 25
-    path = write_sweep(tmp_path, epochs=epochs)
+    # ~10 s of training (evaluated only at the end), so the task is still mid-trial when Slurm kills it.
+    epochs = 30
+    base = {"data.limit": 640, "train.epochs": epochs, "eval.every": epochs}
+    path = write_sweep(tmp_path, base)
     (tmp_path / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\n')
     sweep_cli(path, "--detach")
     (job,) = read_json(tmp_path / "runs/faults/slurm_jobs.json").values()
@@ -278,14 +288,14 @@ def test_scontrol_requeue_sigterm_restarts_the_task_from_its_last_checkpoint_and
         subprocess.run(["scontrol", "requeue", job], check=True)
         wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
                                                         text=True).stdout, 60, "the requeue")
-        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
+        wait_for(lambda: started_again(job), 120, "the requeued task to start")
         sweep_cli(path)  # follows until done; submits nothing new
     finally:
         subprocess.run(["scancel", job])
     row = pd.read_csv(tmp_path / "results/faults/trials.csv").iloc[0]
     status = read_json(tmp_path / "runs/faults" / row.trial / "status.json")
     assert row.status == "completed" and 2 <= status["resumed_from_epoch"] < epochs, status["resumed_from_epoch"]
-    cfg = to_dict(parse(GANConfig, {**TINY, "train.epochs": epochs, "optim.beta1": 0.5}))
+    cfg = to_dict(parse(GANConfig, {**TINY, **base, "optim.beta1": 0.5}))
     assert final(status) == final(fit("gan", cfg, tmp_path / "undisturbed", Resources()))
 
 
