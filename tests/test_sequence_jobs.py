@@ -59,3 +59,29 @@ def test_ddp_evaluation_equals_single_process_evaluation_and_langid_beats_chance
     assert single["eval_samples"] == final["eval_samples"] and single["accuracy"] == final["accuracy"]
     assert abs(single["test_loss"] - final["test_loss"]) < 1e-6
 
+
+
+def test_sentiment_beats_chance_on_held_out_reviews_of_a_synthetic_kaggle_csv(tmp_path):
+    # Real IMDB cannot be downloaded here. This fixture is Kaggle's file format (header review,sentiment, HTML
+    # line breaks) with made-up reviews whose sentiment shows in a few words among neutral filler: a signal the
+    # whole pipeline (CSV reader, HTML strip, tokenizer, Word2Vec, LSTM) has to find and carry to unseen reviews.
+    import csv
+    import random
+
+    rng = random.Random(0)
+    good, bad = ["wonderful", "moving", "brilliant", "superb", "delightful"], ["dull", "awful", "boring", "tedious", "bad"]
+    filler = "the film story actor scene plot director music camera ending script cast".split()
+    (tmp_path / "data" / "imdb").mkdir(parents=True)
+    with open(tmp_path / "data" / "imdb" / "IMDB Dataset.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "sentiment"])
+        for i in range(600):
+            label = i % 2
+            words = rng.choices(filler, k=12) + rng.choices(good if label else bad, k=2)
+            rng.shuffle(words)
+            writer.writerow([" ".join(words[:7]) + " <br /><br />" + " ".join(words[7:]) + ".",
+                             "positive" if label else "negative"])
+    status, history = train("sentiment", tmp_path / "run", **{
+        "data.name": "imdb", "data.root": str(tmp_path / "data"), "train.epochs": 4, "train.batch_size": 32})
+    assert history[-1]["eval_samples"] == 120, history
+    assert status["best_accuracy"] > 0.8, history
