@@ -158,11 +158,11 @@ def main(argv: list[str] | None = None) -> int:
                 raise TimeoutError(f"not all rows complete after {args.limit_s:.0f} s")
             trial_of = {j: t for t, j in read_json(run_root / slurm.JOBS, {}).items()}
             tasks = queue({j.split("_")[0] for j in trial_of})
-            for task, state, reason in tasks:
-                if state == "PENDING" and reason == "BeginTime":  # a requeued task: skip the ~2 min hold
+            for task, slurm_state, reason in tasks:
+                if slurm_state == "PENDING" and reason == "BeginTime":  # a requeued task: skip the ~2 min hold
                     subprocess.run(["scontrol", "update", f"jobid={task}", "StartTime=now"], capture_output=True)
                     state["released"] += 1
-            running = [t for t, state, _ in tasks if state == "RUNNING"]
+            running = [t for t, slurm_state, _ in tasks if slurm_state == "RUNNING"]
             # Most of a tiny task is Python start-up: wait a little for one that is between epochs to hit.
             training = [t for t in running if trial_status(run_root, trial_of.get(t, "")) == "running"]
             hunting = time.time() < next_kill + 5 and not training
