@@ -39,9 +39,10 @@ def class_histogram(classifier: DomainClassifier, images: torch.Tensor, batch_si
 
 
 def mode_coverage(fake_counts: torch.Tensor, real_counts: torch.Tensor, n_fake: int) -> dict[str, float]:
-    """modes_covered (classes drawn at least MIN_SHARE of their real share), num_modes, class_kl: KL(generated ||
-    real) between the class distributions in nats (0 = the real class balance), and confident_share: the
-    share of the n_fake images the classifier recognised (the others are left out of both)."""
+    """From class_histogram of the generated and of the real images: modes_covered (classes drawn at least
+    MIN_SHARE of their real share), num_modes, class_kl: KL(generated || real) between the class distributions
+    in nats (0 = the real class balance), and confident_share: the share of the n_fake images the classifier
+    recognised (the others are left out of both)."""
     out = {"modes_covered": 0, "num_modes": len(real_counts), "class_kl": math.nan,
            "confident_share": fake_counts.sum().item() / n_fake}
     if fake_counts.sum() == 0:  # nothing recognisable: no mode covered, no class distribution

@@ -112,6 +112,7 @@ class FrechetScorer:
         self.cache_dir, self.device = Path(cache_dir), device
         self._kwargs = None  # torch-fidelity arguments, resolved on first use (that may train the extractor)
         self._classifier = None
+        self._real_counts = None
 
     def prepare(self) -> None:
         """Train/load (or download) the extractor and cache the real statistics: once, on the login node."""
@@ -146,8 +147,9 @@ class FrechetScorer:
                 names["recall"]: result[torch_fidelity.KEY_METRIC_RECALL],
             })
         if self.labelled:
-            real_counts = torch.bincount(self.real_labels.reshape(-1).long(), minlength=self.num_classes)
-            scores.update(mode_coverage(class_histogram(self.classifier(), fake_images), real_counts, n_fake))
+            if self._real_counts is None:  # the real class mix as the same classifier sees it: its blind spots cancel
+                self._real_counts = class_histogram(self.classifier(), self.real.images)
+            scores.update(mode_coverage(class_histogram(self.classifier(), fake_images), self._real_counts, n_fake))
         return scores
 
     def classifier(self):
