@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torchvision.utils import save_image
 
-from library.config import AdamConfig, DataConfig, EvalConfig, TrainConfig, section
+from library.config import AdamConfig, DataConfig, EvalConfig, TrainConfig, require, section
 from library.data import DATASETS, default_root, load_images
 from library.files import atomic_write
 from library.losses import LOSSES
@@ -28,6 +28,14 @@ class GANConfig:
     optim: AdamConfig = section(AdamConfig)
     train: TrainConfig = section(TrainConfig)
     eval: EvalConfig = section(EvalConfig)
+
+    def check(self, prefix: str) -> None:
+        if DATASETS[self.data.name].num_classes:
+            return
+        unlabelled = f"false: data.name={self.data.name!r} has no labels"
+        require(not self.model.conditional, f"{prefix}model.conditional", self.model.conditional, unlabelled)
+        require(self.eval.extractor == "inception", f"{prefix}eval.extractor", self.eval.extractor,
+                f"inception for data.name={self.data.name!r}: the domain extractor is a classifier of labelled data")
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -78,8 +86,10 @@ class GANJob(Job):
             self.grid = self.grid_inputs(cfg, dataset.num_classes, ctx.device)
             rows, steps = INTERPOLATION
             z = interpolation_noise(cfg.model, rows, steps, torch.Generator().manual_seed(cfg.train.seed + 23456))
-            labels = torch.arange(rows).repeat_interleave(steps) % dataset.num_classes  # one label per row
-            self.interpolation = (z.to(ctx.device), labels.to(ctx.device) if cfg.model.conditional else None, steps)
+            labels = None
+            if cfg.model.conditional:  # one label per row
+                labels = (torch.arange(rows).repeat_interleave(steps) % dataset.num_classes).to(ctx.device)
+            self.interpolation = (z.to(ctx.device), labels, steps)
             self._scorer = None
         return {"g": g, "d": d}, opts
 
@@ -141,7 +151,7 @@ class GANJob(Job):
         for chunk in torch.arange(n).split(500):  # conditional: every class equally often
             labels = (chunk % num_classes).to(ctx.device) if cfg.model.conditional else None
             fakes.append(to_uint8(g(sample_noise(cfg.model, len(chunk), "cpu", gen).to(ctx.device), labels)).cpu())
-        return self._scorer.score(torch.cat(fakes))
+        return self._scorer.score(torch.cat(fakes), final=final)
 
     def write_grids(self, ctx: Context) -> None:
         """The progress grid (this epoch's copy and the latest) and the interpolation grid, from fixed noise."""

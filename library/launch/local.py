@@ -26,6 +26,8 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict |
     res = sweep.resources
     per_trial = max(1, res.workers) * res.cpus_per_worker
     route_ray_logs(run_root / "ray.log")
+    if ray.is_initialized():  # e.g. started implicitly by an earlier multi-worker TorchTrainer in this process
+        ray.shutdown()
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
         cpus = int(ray.cluster_resources().get("CPU", 1))
