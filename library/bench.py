@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
         stages = [
-            ("step", lambda: step_time(20 if args.quick else 40, 64, 1 if args.quick else 3, work)),
+            ("step", lambda: step_time(20 if args.quick else 40, 64, 1 if args.quick else 7, work)),
             ("startup", lambda: startup(1 if args.quick else 3, work)),
             ("evaluation", lambda: evaluation(work)),
             ("loaders", lambda: loaders(work, 6000 if args.quick else 60000, results["step"]["images_per_s"])),
