@@ -249,14 +249,6 @@ def test_disk_full_real_tmpfs_while_writing_results_keeps_the_previous_results_a
 # ------------------------------------------------------------------------------------------ Slurm
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    if shutil.which("sbatch") is None and not os.environ.get("CI"):
-        pytest.skip("no Slurm here: start one with `bash slurm/cluster.sh up`")
-    up = subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "up"], capture_output=True, text=True, timeout=600)
-    assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
-
-
 def sweep_cli(path: Path, *args) -> subprocess.CompletedProcess:
     out = subprocess.run([sys.executable, str(path), "--backend=slurm", f"--site={path.parent / 'site.toml'}", *args],
                          cwd=path.parent, capture_output=True, text=True, timeout=400,

@@ -16,14 +16,6 @@ TINY = {"data.limit": 320, "eval.num_samples": 200, "eval.final_num_samples": 20
 pytestmark = pytest.mark.slurm
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    if shutil.which("sbatch") is None and not os.environ.get("CI"):
-        pytest.skip("no Slurm here: start one with `bash slurm/cluster.sh up`")
-    up = subprocess.run(["bash", str(ROOT / "slurm/cluster.sh"), "up"], capture_output=True, text=True, timeout=600)
-    assert up.returncode == 0, up.stdout[-2000:] + up.stderr[-2000:]
-
-
 def write_sweep(folder: Path, grid: dict, epochs: int, name: str = "stiny") -> Path:
     (folder / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\n')
     path = folder / f"{name}.py"
