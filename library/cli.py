@@ -50,7 +50,7 @@ def run_job(name: str) -> None:
     except ConfigError as e:
         fail(str(e))
     config = to_dict(cfg)
-    run_dir = args.run_dir or Path("runs") / name / trial_id(name, config)
+    run_dir = args.run_dir or Path("runs") / name / trial_id(job, config)
     print(f"{name}: run dir {run_dir}\n" + "\n".join(f"  {k} = {v!r}" for k, v in config.items()))
     job.prepare(cfg)
     tracking = {"project": "dl-studies", "group": name, "job_type": name, "mode": wandb_mode()}

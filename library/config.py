@@ -127,16 +127,21 @@ def parse(cls: type, overrides: dict[str, Any] | None = None, prefix: str = "") 
     return _build(cls, overrides, prefix)
 
 
-def _build(cls: type, overrides: dict[str, Any], prefix: str) -> Any:
+def _build(cls: type, overrides: dict[str, Any], prefix: str, default: Any = None) -> Any:
+    """`default`: the instance whose values stand where nothing is overridden — a nested section starts from its
+    parent field's default, so `optim: AdamConfig = field(default_factory=lambda: AdamConfig(lr=1e-3))` keeps 1e-3."""
     hints = typing.get_type_hints(cls)
     kwargs = {}
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
+        base = getattr(default, f.name) if default is not None else field_default(f)
         if dataclasses.is_dataclass(kind):
             sub = {k[len(f.name) + 1:]: v for k, v in overrides.items() if k.startswith(f.name + ".")}
-            kwargs[f.name] = _build(kind, sub, f"{prefix}{f.name}.")
+            kwargs[f.name] = _build(kind, sub, f"{prefix}{f.name}.", base)
         elif f.name in overrides:
             kwargs[f.name] = coerce(f"{prefix}{f.name}", overrides[f.name], kind)
+        elif default is not None:
+            kwargs[f.name] = base
     obj = cls(**kwargs)
     if hasattr(obj, "check"):
         obj.check(prefix)
@@ -147,9 +152,17 @@ def coerce(key: str, value: Any, kind: type) -> Any:
     """A value of the field's type: Python values are type-checked, command-line strings converted."""
     if typing.get_origin(kind) is list:
         item = typing.get_args(kind)[0]
-        if not (isinstance(value, list) and all(type(v) is item for v in value)):
-            raise ConfigError(key, value, f"a list of {item.__name__}")
-        return value
+        items = value
+        if isinstance(value, str):  # from a command line: --data.files="['a.txt', 'b.txt']"
+            try:
+                items = ast.literal_eval(value)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                items = None
+        if not (isinstance(items, list) and all(type(v) is item for v in items)):
+            example = "['a', 'b']" if item is str else "[1, 2]"
+            how = f", written as a Python list like \"{example}\"" if isinstance(value, str) else ""
+            raise ConfigError(key, value, f"a list of {item.__name__}{how}")
+        return items
     if isinstance(value, str) and kind is not str:
         try:
             value = ast.literal_eval(value) if kind is not bool else {"true": True, "false": False}[value.lower()]
@@ -168,18 +181,30 @@ def article(word: str) -> str:
 
 @cache
 def flat_fields(cls: type) -> dict[str, tuple[type, Any, str]]:
-    """Dotted key -> (type, default, docstring) for every leaf field of a config tree."""
+    """Dotted key -> (type, default, docstring) for every leaf field of a config tree. The defaults are the ones
+    `parse(cls, {})` gives: a nested section's come from its parent field's default, not from the section class."""
+    return _flat_fields(cls, None)
+
+
+def _flat_fields(cls: type, default: Any) -> dict[str, tuple[type, Any, str]]:
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
     out = {}
     for f in dataclasses.fields(cls):
         kind = hints[f.name]
+        value = getattr(default, f.name) if default is not None else field_default(f)
         if dataclasses.is_dataclass(kind):
-            out.update({f"{f.name}.{k}": v for k, v in flat_fields(kind).items()})
+            out.update({f"{f.name}.{k}": v for k, v in _flat_fields(kind, value).items()})
         else:
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-            out[f.name] = (kind, default, docs.get(f.name, ""))
+            out[f.name] = (kind, value, docs.get(f.name, ""))
     return out
+
+
+def field_default(f: dataclasses.Field) -> Any:
+    """A field's default value (a fresh one from its default_factory); None for a field without a default."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -207,3 +232,28 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def section(kind: type) -> Any:
     """A nested config field with its defaults: `data: DataConfig = section(DataConfig)`."""
     return field(default_factory=kind)
+
+
+# ------------------------------------------------------------------------------------------ trial identity
+
+MECHANICS = frozenset({
+    "train.checkpoint_every",  # when resumable state is saved; resume is bit-exact, so the run is the same
+    "train.keep_checkpoints",  # how many old checkpoint files stay on disk
+    "train.compile",  # the same model and math, compiled for speed (as other hardware, the last bits may differ)
+    "train.channels_last",  # memory layout of the same convolutions on GPU; no effect on CPU
+    "data.root",  # where the prepared dataset lives: the same data in another folder or on another cluster
+})
+"""Run-mechanics keys: how a trial runs, not what it computes. They never identify a trial (`identity`), so
+changing one neither turns a finished trial into a new one nor stops a checkpoint from resuming."""
+
+
+def identity(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The keys of a flat config that identify its trial: no run mechanics (MECHANICS), and only values that
+    differ from the job's defaults (`defaults`: key -> default, see `default_values`), so that a key added to
+    the code at its default leaves every existing trial's identity unchanged."""
+    return {k: v for k, v in config.items() if k not in MECHANICS and (k not in defaults or v != defaults[k])}
+
+
+def default_values(cls: type) -> dict[str, Any]:
+    """Dotted key -> default of a config class: what `identity` compares against."""
+    return {key: default for key, (_, default, _) in flat_fields(cls).items()}

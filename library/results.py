@@ -1,16 +1,18 @@
 """Aggregate a sweep's trials into results/SWEEP/: trials.csv/.parquet (one row per trial), curves.csv/.parquet
-(per-epoch metrics, long format), samples/TRIAL.png and sweep.json (metric, mode, swept params). Rebuilt from the run dirs each time, so a re-run
-never duplicates a row."""
+(per-epoch metrics, long format), samples/TRIAL.png and sweep.json (metric, mode, swept params). Rebuilt from the
+run dirs each time, so a re-run never duplicates a row, and never drops one: trials of earlier runs of the sweep
+(another grid) stay, with current=False."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
 from library.files import atomic_write, read_json, write_json
 from library.metrics.coverage import detect_mode_collapse
-from library.train import CHECKPOINTS, METRICS, STATUS
+from library.train import CHECKPOINTS, METRICS, STATUS, load_checkpoint
 
 
 def trial_row(trial, run_dir: Path, metric: str) -> dict:
@@ -42,11 +44,27 @@ def curves(trial, run_dir: Path) -> list[dict]:
             for entry in read_json(run_dir / METRICS, []) for k, v in entry.items() if k != "epoch"]
 
 
+def earlier_trials(sweep, current: set[str], run_root: Path) -> list[SimpleNamespace]:
+    """Trials of earlier runs of this sweep (another grid, or one narrowed by an override): the run dirs under
+    run_root outside `current` that hold a checkpoint or a status; their params are read from the config stored
+    in the latest readable checkpoint (None where there is none)."""
+    found = []
+    for run_dir in sorted(p for p in run_root.glob("*") if p.is_dir() and p.name not in current):
+        if not any((run_dir / CHECKPOINTS).glob("epoch_*.pt")) and not (run_dir / STATUS).exists():
+            continue  # not a trial's run dir (Slurm logs, Ray's files), or a trial that never started
+        config = (load_checkpoint(run_dir) or {}).get("config", {})
+        found.append(SimpleNamespace(id=run_dir.name, params={k: config.get(k) for k in sweep.params}))
+    return found
+
+
 def collect(sweep, trials, run_root: Path, out_dir: Path) -> pd.DataFrame:
+    """One row per trial: this invocation's (current=True), then those of earlier runs of this sweep still under
+    run_root (current=False), so that no finished row is ever dropped from the table."""
+    earlier = earlier_trials(sweep, {t.id for t in trials}, run_root)
     rows, long = [], []
-    for t in trials:
+    for t, current in [*((t, True) for t in trials), *((t, False) for t in earlier)]:
         run_dir = run_root / t.id
-        rows.append(trial_row(t, run_dir, sweep.metric))
+        rows.append({**trial_row(t, run_dir, sweep.metric), "current": current})
         long += curves(t, run_dir)
         if (run_dir / "samples.png").exists():
             atomic_write(out_dir / "samples" / f"{t.id}.png", lambda tmp: shutil.copyfile(run_dir / "samples.png", tmp))

@@ -22,12 +22,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from library.cli import fail, split_overrides
-from library.config import ConfigError, parse, require, to_dict
+from library.config import ConfigError, default_values, identity, parse, require, to_dict
 from library.files import read_json
 from library.search import ASHA, draw
 from library.tracking import sync_hint, wandb_mode
-from library.train import ENDED, STATUS, Resources, load_job
+from library.train import ENDED, STATUS, Job, Resources, holder, load_job
 
 FINISHED = ("completed", "diverged", "stopped")  # ENDED without "failed": what --retry-failed does not run again
 MAX_TRIALS = 5000
@@ -80,10 +82,16 @@ class Trial:
     """The full, validated config (flat, dotted keys)."""
 
 
-def trial_id(job: str, config: dict[str, Any]) -> str:
-    """Deterministic: the same config always gets the same id, so a re-run finds its checkpoints."""
-    digest = hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
-    return f"{job}-{digest[:8]}"
+def trial_id(job: Job, config: dict[str, Any]) -> str:
+    """`JOB-<8 hex>`, a hash of what identifies the trial (library.config.identity): the keys that change its
+    result, where they differ from the job's defaults. So a re-run finds its checkpoints also after a change of
+    run mechanics (--train.keep_checkpoints=3) or after a new key was added to the code at its default.
+    When a default changes in code, the ids stay: a trial already finished counts as finished (its checkpoints
+    hold the config it ran with), and an unfinished one meets the harness's resume check (library.train.restore),
+    which compares the checkpoint's config with the current one and refuses, naming the changed key."""
+    key = identity(config, default_values(job.Config))
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    return f"{job.name}-{digest[:8]}"
 
 
 def expand(sweep: Sweep) -> list[Trial]:
@@ -114,7 +122,7 @@ def expand(sweep: Sweep) -> list[Trial]:
         for point in draws:
             cfg = parse(job.Config, {**sweep.base, **dict(zip(sweep.grid, combo)), **point})
             config = to_dict(cfg)
-            trial = Trial(trial_id(sweep.job, config), {k: config[k] for k in sweep.params}, config)
+            trial = Trial(trial_id(job, config), {k: config[k] for k in sweep.params}, config)
             if trial.id not in seen:  # random draws from small Choice spaces can repeat a point
                 seen.add(trial.id)
                 trials.append(trial)
@@ -172,6 +180,11 @@ def writable(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
+def expand_path(text: str) -> Path:
+    """`--runs-dir=~/runs`: the shell expands ~ only at a word's start, not after `=`."""
+    return Path(text).expanduser()
+
+
 def parse_args(argv: list[str] | None, sweep: Sweep) -> tuple[argparse.Namespace, dict[str, str]]:
     parser = argparse.ArgumentParser(prog=f"python sweeps/{sweep.name}.py", allow_abbrev=False,
                                      description=f"Run the {sweep.name} sweep ({sweep.job} job) and write results/{sweep.name}/.",
@@ -183,7 +196,7 @@ def parse_args(argv: list[str] | None, sweep: Sweep) -> tuple[argparse.Namespace
                         help="local: Ray Tune on this machine; slurm: one array task per trial; ray-slurm: one "
                              "sbatch job runs a Ray cluster and the whole sweep (auto: slurm when sbatch is on PATH)")
     parser.add_argument("--nodes", type=int, default=1, help="ray-slurm: nodes of the Ray cluster job")
-    parser.add_argument("--site", default=os.environ.get("LIBRARY_SITE"),
+    parser.add_argument("--site", type=os.path.expanduser, default=os.environ.get("LIBRARY_SITE"),
                         help="Slurm site profile, TOML (see slurm/site.example.toml; default $LIBRARY_SITE)")
     parser.add_argument("--detach", action="store_true", help="slurm: submit and return at once")
     parser.add_argument("--status", action="store_true", help="show the trials' state and rebuild the results")
@@ -193,8 +206,8 @@ def parse_args(argv: list[str] | None, sweep: Sweep) -> tuple[argparse.Namespace
     parser.add_argument("--workers-per-trial", type=int, default=None,
                         help="Ray Train workers (DDP ranks) per trial; 0 = in the trial's own process")
     parser.add_argument("--gpus-per-worker", type=int, default=None, help="GPUs per Ray Train worker")
-    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="checkpoints and per-trial files")
-    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="tables, plots, sample grids")
+    parser.add_argument("--runs-dir", type=expand_path, default=Path("runs"), help="checkpoints and per-trial files")
+    parser.add_argument("--results-dir", type=expand_path, default=Path("results"), help="tables, plots, sample grids")
     args, rest = parser.parse_known_args(argv)
     overrides = split_overrides(rest)
     if args.dataset is not None:
@@ -228,6 +241,8 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         sweep, trials = configure(sweep, args, overrides)
         backend = args.backend if args.backend != "auto" else ("slurm" if slurm.slurm_available() else "local")
         site = slurm.load_site(args.site) if backend != "local" else None
+        if site is not None and args.max_concurrent:  # the array throttle (%) and the Ray job's size
+            site = replace(site, slurm_array_parallelism=args.max_concurrent)
         require(args.nodes >= 1, "--nodes", args.nodes, "an integer >= 1")
         require(sweep.early_stop is None or backend != "slurm", "--backend", backend,
                 "local or ray-slurm for a sweep with early_stop: Slurm array tasks run independently, and ASHA "
@@ -236,6 +251,10 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
             require(writable(folder), flag, str(folder), "a folder this user can write to, or create")
         if backend != "local":  # what Slurm would refuse fails here, before anything is written
             slurm.check_request(site, sweep.resources)
+        else:
+            from library.launch.local import check_fits
+
+            check_fits(sweep.resources, {"CPU": float("inf"), "GPU": torch.cuda.device_count()}, "this machine")
     except (ConfigError, RuntimeError) as e:
         fail(str(e))
     run_root = (args.runs_dir / sweep.name).resolve()
@@ -272,7 +291,11 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
                 print(f"submitted Slurm job(s) {' '.join(sorted({j.split('_')[0] for j in jobs.values()}))}; "
                       f"task logs in {run_root}/slurm, results will appear in {out_dir}")
         else:
-            print(f"{len(trials) - len(todo)} finished before, {len(todo)} to run; logs in {run_root}/ray.log")
+            busy = {t.id: who for t in todo if (who := holder(run_root / t.id))}
+            for t, who in busy.items():
+                print(f"{t}: skipped, trained right now by {who} (e.g. a Slurm task of this sweep)")
+            todo = [t for t in todo if t.id not in busy]
+            print(f"{len(trials) - len(todo) - len(busy)} finished before, {len(todo)} to run; logs in {run_root}/ray.log")
             if todo:
                 from library.launch import local
 
@@ -309,6 +332,8 @@ def finish(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) -> 
     except OSError as e:  # disk full, quota: the trials' own files are safe, and each result file is whole
         fail(f"results not written: {e}")
     results.print_summary(table, sweep.metric, sweep.mode)
+    if earlier := len(table) - len(trials):
+        print(f"{earlier} row{'s' * (earlier != 1)} from earlier runs of this sweep kept (column current=False)")
     print(f"results in {out_dir}; report: {report}")
     if hint := sync_hint(run_root):
         print(f"W&B runs are offline; upload them with:  {hint}\n"

@@ -1,4 +1,4 @@
-"""Weights & Biases runs: one per trial, logged from rank 0 only.
+"""Weights & Biases runs: one per trial of a sweep, logged from rank 0 only.
 
 Offline by default (no account needed; runs land in RUN_DIR/wandb/offline-run-* and `wandb sync` uploads
 them later); online when the user is logged in (WANDB_API_KEY or `wandb login`), or as WANDB_MODE says.
@@ -8,8 +8,10 @@ write it anywhere.
 """
 from __future__ import annotations
 
+import hashlib
 import netrc
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,16 @@ def wandb_mode() -> str:
         return "online" if netrc.netrc().authenticators("api.wandb.ai") else "offline"
     except (FileNotFoundError, netrc.NetrcParseError):
         return "offline"
+
+
+def run_id(group: str | None, trial: str) -> str:
+    """The W&B run id of a trial in a sweep (group). A trial id names a config, and one config can be in several
+    sweeps: keyed on the trial alone, the second sweep would resume the first one's run and take it over. W&B
+    allows letters, digits, - and _ in an id, at most 64 characters; anything else is hashed to keep ids apart."""
+    raw = f"{group}-{trial}" if group else trial
+    if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", raw):
+        return raw
+    return f"{re.sub(r'[^A-Za-z0-9_-]', '_', raw)[:53]}-{hashlib.sha1(raw.encode()).hexdigest()[:10]}"
 
 
 class Tracker:
@@ -46,7 +58,8 @@ class Tracker:
 
             self.run = wandb.init(
                 project=settings["project"], group=settings.get("group"), job_type=settings.get("job_type"),
-                tags=settings.get("tags"), name=trial, id=trial, resume="allow", config=config, dir=str(run_dir),
+                tags=settings.get("tags"), name=trial,
+                id=run_id(settings.get("group"), trial), resume="allow", config=config, dir=str(run_dir),
                 mode=settings["mode"],
                 settings=wandb.Settings(silent=True, console="off", init_timeout=settings.get("init_timeout", 60)))
         except Exception as e:  # no W&B is no reason to lose a trial

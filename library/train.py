@@ -8,8 +8,10 @@ job's `evaluate` writes (sample grids).
 """
 from __future__ import annotations
 
+import fcntl
 import importlib
 import math
+import socket
 import os
 import random
 import time
@@ -31,6 +33,10 @@ STATUS = "status.json"
 METRICS = "metrics.json"
 CHECKPOINTS = "checkpoints"
 BEST = "best.pt"
+STOP_REQUEST = "checkpoint_now"
+"""A file in the run dir that asks the trial to checkpoint at its next step boundary and end (preemption, the
+time limit's warning signal): what a Slurm task's signal handler and the ray-slurm job's trap write."""
+LOCK = ".train.lock"
 ENDED = ("completed", "diverged", "stopped", "failed")  # final statuses (stopped: by the sweep's ASHA)
 # "running" is the only other one
 
@@ -115,7 +121,10 @@ class Context:
         self.scaler.scale(loss).backward()
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
+        # update() after every optimizer step, not once per harness step: GradScaler refuses a second step() of
+        # one optimizer before update(), and a GAN steps its discriminator d_steps times per step.
         self.scaler.step(optimizer)
+        self.scaler.update()
 
     def eval_indices(self, n: int) -> torch.Tensor:
         """This rank's part of an n-sample evaluation set: disjoint, together exactly 0..n-1 (no padding)."""
@@ -146,6 +155,10 @@ def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resou
 
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = claim(run_dir)
+    if lock is None:
+        return busy_status(run_dir)
+    (run_dir / STOP_REQUEST).unlink(missing_ok=True)  # a request for an earlier run of this trial is stale
     loop_config = {"job": job_name, "config": config, "run_dir": str(run_dir), "launched_at": time.time(),
                    "threads": resources.cpus_per_worker, "gpu": resources.gpus_per_worker > 0, "tracking": tracking,
                    "report_to": "tune" if report_to_tune and resources.workers == 0 else "train"}
@@ -167,9 +180,47 @@ def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resou
         trainer.fit()
     except Exception as e:  # the trial is recorded as failed; the sweep goes on
         status = read_json(run_dir / STATUS, {})
-        status.update(status="failed", reason=failure_reason(e))
-        write_json(run_dir / STATUS, status)
+        if not status.get("preempted"):  # a preempted trial saved its position and resumes later
+            status.update(status="failed", reason=failure_reason(e))
+            write_json(run_dir / STATUS, status)
+    finally:
+        lock.close()
     return read_json(run_dir / STATUS)
+
+
+def claim(run_dir: Path):
+    """The run dir's lock (an open file), or None when another process trains this trial: one writer per run
+    dir, whichever backend started it (a Slurm task and a local sweep must not both resume it). The kernel
+    drops the lock when its holder dies, kill -9 included; flock works across NFS clients on Linux."""
+    f = open(run_dir / LOCK, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    f.truncate(0)
+    f.write(f"{socket.gethostname()} pid {os.getpid()} slurm job {os.environ.get('SLURM_JOB_ID', '-')}\n")
+    f.flush()
+    return f
+
+
+def holder(run_dir: Path) -> str:
+    """Who holds the run dir's lock ("" when nobody does)."""
+    lock = claim(run_dir)
+    if lock is not None:
+        lock.close()
+        return ""
+    return (run_dir / LOCK).read_text().strip() or "another process"
+
+
+def busy_status(run_dir: Path) -> dict[str, Any]:
+    """What fit() returns, without training or writing anything, for a trial that another process trains."""
+    status = read_json(run_dir / STATUS, {})
+    return {**status, "busy": f"trained by {holder(run_dir) or 'another process'}"}
+
+
+class Preempted(Exception):
+    """Raised at a step boundary once a stop was requested and the position was checkpointed."""
 
 
 def failure_reason(e: BaseException) -> str:
@@ -198,14 +249,35 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     ctx.models = {k: place_model(m, ctx) for k, m in models.items()}
     state = restore(ctx, to_dict(cfg)) or {"epoch": 0, "history": [], "best": None, "elapsed_s": 0.0}
     tracker = Tracker(loop_config["tracking"] if ctx.rank == 0 else None, ctx.run_dir.name, to_dict(cfg), ctx.run_dir)
+    position = state.get("position") or {}
     status = {"status": "running", "reason": "", "metric": metric, "mode": mode,
               "startup_s": round(time.time() - loop_config["launched_at"], 2), "first_step_at": time.time(),
-              "workers": ctx.world_size, "resumed_from_epoch": state["epoch"]}
+              "workers": ctx.world_size, "resumed_from_epoch": state["epoch"],
+              "resumed_from": {"epoch": state["epoch"], "step": position.get("step", 0)}}
     try:
         train_epochs(job, ctx, data, state, status, report, tracker)
+    except Preempted:
+        tracker.finish()  # the W&B run resumes (same id) when the trial does
+        raise
+    except SystemExit:
+        if loop_config["report_to"] != "tune":
+            tracker.finish(exit_code=1)
+            raise
+        # Ray Tune ends a trial its scheduler stops (ASHA) by raising SystemExit from tune.report, also after the
+        # last epoch: the trial is stopped or completed, not failed, and its W&B run gets its summary.
+        if status["status"] == "running":
+            status.update(status="stopped", reason=f"stopped early by ASHA after epoch {state['epoch']}: behind "
+                                                   "the other trials at that rung")
+            write_status(ctx, status, state["history"])
+        summarize(tracker, status, metric)
+        raise
     except BaseException:
         tracker.finish(exit_code=1)
         raise
+    summarize(tracker, status, metric)
+
+
+def summarize(tracker: Tracker, status: dict, metric: str) -> None:
     tracker.summarize({"status": status["status"], **{k: status.get(k) for k in (f"best_{metric}", "best_epoch")}})
     tracker.finish()
 
@@ -219,10 +291,19 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
         write_status(ctx, status, state["history"])
         return
 
+    position = state.pop("position", None)  # resumed mid-epoch: where the interrupted epoch stood
     for epoch in range(state["epoch"], cfg.train.epochs):
         ctx.epoch = epoch
         last = epoch + 1 == cfg.train.epochs
-        metrics = {"epoch": epoch + 1, **run_epoch(job, ctx, data)}
+        try:
+            metrics = {"epoch": epoch + 1, **run_epoch(job, ctx, data, position)}
+        except Preempted as stop:
+            state["elapsed_s"] = round(time.time() - started, 2)
+            save_checkpoint(ctx, {**state, "position": stop.args[0]}, to_dict(cfg))
+            status.update(preempted={"epoch": epoch, "step": stop.args[0]["step"]})
+            write_status(ctx, status, state["history"])
+            raise
+        position = None
         evaluated = last or (epoch + 1) % cfg.eval.every == 0
         if evaluated:
             metrics.update(evaluate(job, ctx, final=last))
@@ -267,8 +348,8 @@ def make_context(cfg, run_dir: Path, want_gpu: bool) -> Context:
 def amp_dtype(setting: str, device: torch.device) -> torch.dtype | None:
     if device.type != "cuda" or setting == "off":
         return None
-    if setting == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if setting == "auto":  # native bf16 only: V100/T4 emulate it (slowly), and there fp16 is the fast choice
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     return {"bf16": torch.bfloat16, "fp16": torch.float16}[setting]
 
 
@@ -312,18 +393,22 @@ def shard(n: int, epoch: int, seed: int, rank: int, world: int) -> torch.Tensor:
     return perm[: n - n % world][rank::world]
 
 
-def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor]) -> dict[str, float]:
+def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor], position: dict | None = None) -> dict[str, float]:
+    """One epoch (or its rest, from a mid-epoch `position`): the mean of each value the job's step returns.
+    Raises Preempted, carrying the position, at the first step boundary after a stop request."""
     cfg = ctx.cfg.train
     per_rank = max(1, cfg.batch_size // ctx.world_size)
     order = shard(len(data[0]), ctx.epoch, cfg.seed, ctx.rank, ctx.world_size).to(ctx.device)
     for m in ctx.models.values():
         m.train()
-    sums: dict[str, torch.Tensor] = {}
-    steps = 0
+    position = position or {}
+    sums: dict[str, torch.Tensor] = {k: v.to(ctx.device) for k, v in position.get("sums", {}).items()}
+    steps = position.get("steps", 0)
     # Drop the last partial batch: every rank takes the same number of steps, and batch norm never sees one sample.
-    for i in range(0, len(order) - per_rank + 1, per_rank):
+    for i in range(position.get("step", 0), len(order) - per_rank + 1, per_rank):
+        if stop_requested(ctx, steps):
+            raise Preempted({"step": i, "steps": steps, "sums": {k: v.cpu() for k, v in sums.items()}})
         out = job.step([t[order[i:i + per_rank]] for t in data], ctx)
-        ctx.scaler.update()
         for k, v in out.items():
             sums[k] = sums.get(k, 0) + v.detach().float()
         steps += 1
@@ -334,6 +419,19 @@ def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor]) -> dict[str, flo
         dist.all_reduce(means)
         means /= ctx.world_size
     return {k: v for k, v in zip(sorted(sums), means.tolist())}
+
+
+def stop_requested(ctx: Context, steps: int) -> bool:
+    """Whether a stop was requested (STOP_REQUEST). With several ranks, every 10th step and all ranks agree,
+    so all of them stop at the same step."""
+    asked = (ctx.run_dir / STOP_REQUEST).exists()
+    if ctx.world_size == 1:
+        return asked
+    if steps % 10:
+        return False
+    flag = torch.tensor([float(asked)], device=ctx.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def evaluate(job: Job, ctx: Context, final: bool) -> dict[str, float]:
@@ -395,36 +493,39 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict[str, Any]:
-    """This process's RNG states, in a form `torch.load(weights_only=True)` accepts."""
+def rng_state(device: torch.device) -> dict[str, Any]:
+    """This process's RNG states, in a form `torch.load(weights_only=True)` accepts. Of the GPUs, only the rank's
+    own device: a resumed run may see another number of GPUs, and its rank uses one of them."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     return {"torch": torch.get_rng_state(), "python": random.getstate(),
             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
     torch.set_rng_state(state["torch"])
     random.setstate(state["python"])
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if isinstance(state.get("cuda"), torch.Tensor) and device.type == "cuda":  # saved on a GPU, resumed on one
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def save_checkpoint(ctx: Context, state: dict, config: dict) -> None:
     rngs = [None] * ctx.world_size
     if ctx.world_size > 1:
-        dist.all_gather_object(rngs, rng_state())
+        dist.all_gather_object(rngs, rng_state(ctx.device))
     else:
-        rngs = [rng_state()]
+        rngs = [rng_state(ctx.device)]
     if ctx.rank != 0:
         return
     payload = {"models": {k: ctx.model(k).state_dict() for k in ctx.models},
                "optimizers": {k: o.state_dict() for k, o in ctx.optimizers.items()},
                "scaler": ctx.scaler.state_dict(), "rng": rngs, "config": config, **state}
     folder = ctx.run_dir / CHECKPOINTS
-    atomic_write(folder / f"epoch_{state['epoch']:05d}.pt", lambda tmp: torch.save(payload, tmp))
+    # A mid-epoch checkpoint (preemption) sorts after its epoch's start and before the next epoch's.
+    name = f"epoch_{state['epoch']:05d}" + (f"_step_{state['position']['step']:08d}" if state.get("position") else "")
+    atomic_write(folder / f"{name}.pt", lambda tmp: torch.save(payload, tmp))
     for old in sorted(folder.glob("epoch_*.pt"))[: -ctx.cfg.train.keep_checkpoints]:
         old.unlink()
 
@@ -449,17 +550,24 @@ def restore(ctx: Context, config: dict) -> dict | None:
     ckpt = load_checkpoint(ctx.run_dir)
     if ckpt is None:
         return None
-    if ckpt["config"] != config:
-        changed = sorted(k for k in config if ckpt["config"].get(k) != config[k])
+    from library.config import default_values, identity
+
+    # Only what identifies the trial must match (library.config.identity): run mechanics may differ
+    # (--train.keep_checkpoints=3), and a key added to the code since the checkpoint matches where it is at its default.
+    defaults = default_values(type(ctx.cfg))
+    saved, current = identity(ckpt["config"], defaults), identity(config, defaults)
+    if saved != current:
+        changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
         raise RuntimeError(f"{ctx.run_dir} holds a checkpoint of a different config (changed: {changed}); "
                            "refusing to resume it. Use a new run dir or delete the old one.")
     for k in ctx.models:
         ctx.model(k).load_state_dict(ckpt["models"][k])
     for k, o in ctx.optimizers.items():
         o.load_state_dict(ckpt["optimizers"][k])
-    ctx.scaler.load_state_dict(ckpt["scaler"])
+    if ckpt["scaler"] and ctx.scaler.is_enabled():  # saved disabled ({}) or resumed without fp16: a fresh scale
+        ctx.scaler.load_state_dict(ckpt["scaler"])
     if len(ckpt["rng"]) == ctx.world_size:
-        set_rng_state(ckpt["rng"][ctx.rank])
+        set_rng_state(ckpt["rng"][ctx.rank], ctx.device)
     else:  # resumed on another worker count: the run goes on, but is no longer bit-identical
         seed_everything(ctx.cfg.train.seed + ctx.rank + 7919 * ckpt["epoch"])
-    return {k: ckpt[k] for k in ("epoch", "history", "best", "elapsed_s")}
+    return {k: ckpt.get(k) for k in ("epoch", "history", "best", "elapsed_s", "position")}

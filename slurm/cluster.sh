@@ -16,6 +16,12 @@ ETC=/etc/slurm
 STATE=/var/lib/slurm-onenode     # StateSaveLocation (ctld/), SlurmdSpoolDir (d/), pid files
 LOGS=/var/log/slurm-onenode      # slurmctld.log, slurmd.log, slurmdbd.log, mariadb.log
 DB_PASS=slurm-onenode            # local-only mariadb user 'slurm'@'localhost'
+QOS=capped                       # a QOS with MaxSubmitJobsPerUser=$QOS_MAX_SUBMIT: Slurm refusing a submission
+QOS_MAX_SUBMIT=2
+# Slurm forgets a finished job after MinJobAge seconds (300 on a default site): squeue then says "Invalid job id".
+# Short here, so the tests meet that state in seconds (slurmctld purges once a minute on top of it).
+MIN_JOB_AGE=${SLURM_MIN_JOB_AGE:-5}
+HEADER="# Written by slurm/cluster.sh"
 HOST=$(hostname -s)
 SLURM_DAEMONS=(slurmd slurmctld slurmdbd)
 T0=$SECONDS
@@ -98,6 +104,9 @@ install_packages() {
 }
 
 # --- configuration ---------------------------------------------------------------------------------------
+ours() {  # ours PATH: the file is absent or one this script wrote (its first line is our header)
+  [ ! -e "$1" ] || head -n 1 "$1" | grep -q "^$HEADER"
+}
 put() {  # put PATH MODE < CONTENT: write if different; return 0 if the file changed
   local tmp
   tmp=$(mktemp)
@@ -119,6 +128,14 @@ prepare_host() {
 
 SLURM_CONF_CHANGED=0
 DBD_CONF_CHANGED=0
+refuse_foreign_configs() {  # on a real Slurm host, never replace the site's configuration or restart its daemons
+  local f
+  for f in "$ETC/slurm.conf" "$ETC/slurmdbd.conf"; do
+    ours "$f" || fail "$f exists and was not written by this script (no '$HEADER' first line): it looks like a \
+real cluster's configuration, and 'up' would replace it and restart its daemons. Nothing was changed. Run this on \
+a machine without Slurm, or move the file away yourself if it is a leftover."
+  done
+}
 write_configs() {
   local cpus total margin mem defmem
   cpus=$(nproc)
@@ -127,7 +144,7 @@ write_configs() {
   mem=$(( total - margin ))
   defmem=$(( mem / cpus < 2048 ? mem / cpus : 2048 ))  # so that every CPU can run a default-sized task
   if put "$ETC/slurm.conf" 644 <<EOF
-# Written by slurm/cluster.sh (do not edit: \`up\` rewrites it). One CPU-only node; accounting via slurmdbd.
+$HEADER (do not edit: \`up\` rewrites it). One CPU-only node; accounting via slurmdbd.
 ClusterName=$CLUSTER
 SlurmctldHost=$HOST
 SlurmUser=root
@@ -147,15 +164,16 @@ EnforcePartLimits=ALL
 JobAcctGatherType=jobacct_gather/linux
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=$HOST
-# Jobs need an existing account association (as on real sites): root and account '$ACCOUNT' exist.
-AccountingStorageEnforce=associations
+# Jobs need an existing account association (as on real sites): root and account '$ACCOUNT' exist; QOS limits
+# (e.g. MaxSubmitJobsPerUser of QOS '$QOS') are enforced at submission.
+AccountingStorageEnforce=associations,limits,qos
 # Jobs may be requeued (scontrol requeue, preemption-like tests); nothing preempts by itself.
 JobRequeue=1
 PreemptType=preempt/none
 # Array indexes 0..1000: a bigger grid has to be split into several array jobs.
 MaxArraySize=1001
 ReturnToService=2
-MinJobAge=300
+MinJobAge=$MIN_JOB_AGE
 KillWait=5
 StateSaveLocation=$STATE/ctld
 SlurmdSpoolDir=$STATE/d
@@ -170,7 +188,7 @@ PartitionName=short Nodes=$HOST Default=NO MaxTime=5 DefMemPerCPU=$defmem State=
 EOF
   then SLURM_CONF_CHANGED=1; fi
   if put "$ETC/slurmdbd.conf" 600 <<EOF
-# Written by slurm/cluster.sh. Mode 600, owned by SlurmUser (root): slurmdbd refuses anything looser.
+$HEADER. Mode 600, owned by SlurmUser (root): slurmdbd refuses anything looser.
 AuthType=auth/munge
 DbdHost=$HOST
 SlurmUser=root
@@ -249,7 +267,13 @@ register() {  # the cluster, account $ACCOUNT, and root (+ the sudo user) in it
         || fail "sacctmgr add user $u failed" "$LOGS/slurmdbd.log"
     fi
   done
-  say "accounting: cluster $CLUSTER, accounts root and $ACCOUNT, users ${users[*]}"
+  if ! sacctmgr -n -P show qos format=name | grep -qx "$QOS"; then
+    sacctmgr -i add qos "$QOS" MaxSubmitJobsPerUser="$QOS_MAX_SUBMIT" >/dev/null || fail "sacctmgr add qos $QOS failed" "$LOGS/slurmdbd.log"
+  fi
+  for u in "${users[@]}"; do  # allowed, not default: jobs ask for it with --qos=$QOS
+    sacctmgr -i modify user "$u" set qos+="$QOS" >/dev/null 2>&1 || true
+  done
+  say "accounting: cluster $CLUSTER, accounts root and $ACCOUNT, users ${users[*]}, qos normal and $QOS (max $QOS_MAX_SUBMIT jobs)"
 }
 
 node_state() { sinfo -h -N -n "$HOST" -o %t 2>/dev/null | head -n 1; }
@@ -284,6 +308,7 @@ up() {
   need_root
   lock
   install_packages
+  refuse_foreign_configs
   prepare_host
   write_configs
   start_munge

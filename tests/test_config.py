@@ -51,9 +51,11 @@ def test_command_line_strings_are_converted_by_the_field_type():
 
 
 def test_trial_ids_are_deterministic_and_depend_on_every_value():
+    from jobs.gan import JOB
+
     a = to_dict(parse(GANConfig, {"optim.beta1": 0.3}))
-    assert trial_id("gan", a) == trial_id("gan", dict(reversed(list(a.items()))))
-    assert trial_id("gan", a) != trial_id("gan", {**a, "train.seed": 1})
+    assert trial_id(JOB, a) == trial_id(JOB, dict(reversed(list(a.items()))))
+    assert trial_id(JOB, a) != trial_id(JOB, {**a, "train.seed": 1})
 
 
 def sweep(**kw):
@@ -100,3 +102,40 @@ def test_cli_rejects_a_bad_value_with_exit_2_and_one_clear_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == "error: optim.lr=0.0 is not allowed: a float in (0, 1]"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_jobs_own_section_defaults_are_its_defaults_and_overrides_still_win():
+    from jobs.vae import VAEConfig
+
+    cfg = parse(VAEConfig, {})
+    assert (cfg.optim.lr, cfg.optim.beta1, cfg.train.epochs, cfg.train.batch_size) == (1e-3, 0.9, 10, 32)
+    assert cfg.optim.beta2 == 0.999 and cfg.train.seed == 0  # fields the job leaves alone keep the class's
+    cfg = parse(VAEConfig, {"optim.lr": "0.01", "train.epochs": 3})
+    assert (cfg.optim.lr, cfg.optim.beta1, cfg.train.epochs, cfg.train.batch_size) == (0.01, 0.9, 3, 32)
+
+
+def test_job_help_shows_the_jobs_own_section_defaults():
+    out = subprocess.run([sys.executable, "jobs/vae.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "--optim.lr=0.001 " in out.stdout and "--train.epochs=10 " in out.stdout
+    assert "--train.batch_size=32 " in out.stdout
+
+
+def test_a_list_field_is_set_from_a_command_line_string():
+    from jobs.charrnn import CharRNNConfig
+
+    cfg = parse(CharRNNConfig, {"data.files": "['a.txt', 'b.txt']"})
+    assert cfg.data.files == ["a.txt", "b.txt"]
+    assert parse(CharRNNConfig, {"data.files": ["c.txt"]}).data.files == ["c.txt"]  # a sweep's Python value
+
+
+@pytest.mark.parametrize("value", ["['a.txt'", "a.txt", "[1, 2]", "'a.txt'"])
+def test_a_bad_list_string_names_the_key_and_what_is_allowed(value):
+    from jobs.charrnn import CharRNNConfig
+
+    with pytest.raises(ConfigError) as e:
+        parse(CharRNNConfig, {"data.files": value})
+    assert e.value.key == "data.files" and e.value.value == value
+    syntax = '"' + "['a', 'b']" + '"'
+    assert str(e.value) == f"data.files={value!r} is not allowed: a list of str, written as a Python list like {syntax}"

@@ -69,7 +69,7 @@ def noise(n, channels=1, size=28):
 
 def test_extractor_classifies_unseen_digits(scorer, mnist, cache_dir):
     _, (held_out, labels) = mnist
-    classifier = load_domain_classifier(cache_dir / "extractors" / f"{KEY}.pt")
+    classifier = load_domain_classifier(cache_dir / "extractors" / f"{scorer.cache_key}.pt")
     with torch.no_grad():
         accuracy = (classifier(to_input(held_out)).argmax(1) == labels).float().mean().item()
     assert accuracy > 0.9
@@ -88,7 +88,7 @@ def test_score_equals_torch_fidelity_called_directly(scorer, mnist, cache_dir):
         kid=True,
         prc=True,
         feature_extractor=EXTRACTOR_NAME,
-        feature_extractor_weights_path=str(cache_dir / "extractors" / f"{KEY}.pt"),
+        feature_extractor_weights_path=str(cache_dir / "extractors" / f"{scorer.cache_key}.pt"),
         cache=False,
         cuda=False,
         save_cpu_ram=True,
@@ -162,7 +162,7 @@ def test_distance_ranks_quality(scorer, mnist):
 
 def test_cached_extractor_is_reused(scorer, mnist, cache_dir, monkeypatch):
     (images, labels), (held_out, _) = mnist
-    weights = cache_dir / "extractors" / f"{KEY}.pt"
+    weights = cache_dir / "extractors" / f"{scorer.cache_key}.pt"
     first = scorer.score(held_out[:500])
     modified = weights.stat().st_mtime_ns
 
@@ -180,12 +180,28 @@ def test_new_extractor_weights_do_not_reuse_stale_statistics(scorer, mnist, cach
     copy = tmp_path / "cache"
     shutil.copytree(cache_dir, copy)
     other = domain_extractor.train_domain_classifier(images, labels, 10, max_steps=20, seed=1)
-    domain_extractor.save_domain_classifier(other, copy / "extractors" / f"{KEY}.pt")
+    domain_extractor.save_domain_classifier(other, copy / "extractors" / f"{scorer.cache_key}.pt")
     stats_before = set((copy / "fidelity").iterdir())
 
     score = FrechetScorer(images, labels, 10, KEY, "domain", copy).score(held_out[:500])["fd_domain"]
     assert score != scorer.score(held_out[:500])["fd_domain"]
     assert set((copy / "fidelity").iterdir()) > stats_before  # statistics recomputed under a new name
+
+
+def test_a_real_set_prepared_again_with_other_images_gets_its_own_statistics(mnist, tmp_path, monkeypatch):
+    # Same name, same cache: e.g. the faces folder dataset prepared again from other photos.
+    (images, labels), (other_images, other_labels) = mnist
+    real_training = domain_extractor.train_domain_classifier
+    monkeypatch.setattr(domain_extractor, "train_domain_classifier",  # a few steps: any classifier will do here
+                        lambda *args, **kwargs: real_training(*args, **{**kwargs, "max_steps": 5}))
+
+    def fd(images, labels, cache):
+        return FrechetScorer(images[:500], labels[:500], 10, KEY, "domain", tmp_path / cache).score(fake)["fd_domain"]
+
+    fake = blurred(images[1000:1200])
+    before, after = fd(images, labels, "cache"), fd(other_images, other_labels, "cache")
+    assert after != before
+    assert after == pytest.approx(fd(other_images, other_labels, "fresh"), rel=1e-6)
 
 
 def test_concurrent_trials_train_the_extractor_once(mnist, tmp_path, monkeypatch):

@@ -124,7 +124,8 @@ def test_every_trial_has_an_offline_wandb_run_with_its_metrics_and_images(swept)
         (run_file,) = (folder / "runs/tiny" / trial["trial"] / "wandb").glob("offline-run-*/run-*.wandb")
         records = wandb_records(run_file)
         (run,) = [r.run for r in records if r.WhichOneof("record_type") == "run"]
-        assert (run.run_id, run.run_group, run.job_type, run.project) == (trial["trial"], "tiny", "gan", "dl-studies")
+        assert (run.run_id, run.run_group, run.job_type, run.project) == ("tiny-" + trial["trial"], "tiny", "gan",
+                                                                          "dl-studies")
         config = {i.key: json.loads(i.value_json) for i in run.config.update}
         assert config["train.max_loss"] == trial["train.max_loss"] and config["data.limit"] == 640
         history = [{i.key or ".".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}

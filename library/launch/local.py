@@ -11,9 +11,11 @@ import time
 import warnings
 from pathlib import Path
 
+import torch
 from ray.tune import Callback
 
 from library.files import read_json, write_json
+from library.launch import reaper
 from library.train import STATUS, Resources, fit
 
 
@@ -33,12 +35,15 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict |
         cpus = int(ray.cluster_resources().get("CPU", 1))
     else:
         cpus = os.cpu_count() or 1
-        ray.init(num_cpus=max(cpus, per_trial), include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING, configure_logging=False)
+        # The drivers of multi-worker trials hold DRIVER_CPU each: room for them beside the workers' CPUs.
+        ray.init(num_cpus=max(cpus, per_trial) + (1 if res.workers else 0),
+                 num_gpus=torch.cuda.device_count(), include_dashboard=False, log_to_driver=False,
+                 logging_level=logging.WARNING, configure_logging=False,
+                 _temp_dir=reaper.watch(run_root / "ray.log"))  # its own temp dir; killed if this driver dies
     concurrent = max_concurrent or max(1, cpus // per_trial)
     try:
-        # In local mode the trial process trains, so it holds the CPUs; otherwise the Train workers hold them.
-        trial_resources = {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker} if res.workers == 0 else {"cpu": 0}
+        check_fits(res, ray.cluster_resources())
+        trial_resources = tune_resources(res)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, job=sweep.job, resources=res, tracking=tracking or sweep.tracking()),
             trial_resources)
@@ -59,6 +64,34 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict |
             mark_stopped(run_dir)
     finally:
         ray.shutdown()
+
+
+DRIVER_CPU = 0.01  # a multi-worker trial's Tune process only drives its TorchTrainer; Ray refuses {"cpu": 0}
+
+
+def tune_resources(res: Resources) -> dict[str, float]:
+    """What each Tune trial process holds. In local mode it trains, so it holds the CPUs and GPUs; otherwise
+    the Train workers hold them and the trial process needs next to nothing."""
+    if res.workers == 0:
+        return {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker}
+    return {"cpu": DRIVER_CPU}
+
+
+def needs(res: Resources) -> dict[str, float]:
+    """Ray resources one trial needs at once (its process and its Train workers)."""
+    workers = max(1, res.workers)
+    return {"CPU": workers * res.cpus_per_worker + (DRIVER_CPU if res.workers else 0),
+            "GPU": workers * res.gpus_per_worker}
+
+
+def check_fits(res: Resources, available: dict[str, float], where: str = "this Ray cluster") -> None:
+    """Refuse a trial that `available` can never hold: Tune would wait forever, saying so only in ray.log."""
+    for kind, need in needs(res).items():
+        have = available.get(kind, 0)
+        if need > have + 1e-9:
+            raise RuntimeError(f"one trial needs {need:g} {kind} ({max(1, res.workers)} worker(s) x "
+                               f"{res.cpus_per_worker} CPU, {res.gpus_per_worker} GPU each) but {where} has {have:g}: "
+                               "lower --workers-per-trial / --gpus-per-worker, or run where there is more")
 
 
 def run_trial(param: dict, job: str, resources: Resources, tracking: dict) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from library.files import read_json, write_json, write_text
 from library.launch.slurm import SiteProfile, check_request, run_slurm
-from library.train import Resources
+from library.train import STOP_REQUEST, Resources
 
 FOLDER = "ray_slurm"
 
@@ -36,30 +36,51 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
     lines = ["#!/bin/bash"]
     lines += [f"#SBATCH --{k}" + ("" if v is None else f"={v}") for k, v in directives.items() if v != ""]
     ray = str(Path(python).parent / "ray")
-    start = [ray, "start", "--num-cpus=$SLURM_CPUS_PER_TASK", f"--num-gpus={gpus}", "--temp-dir=$RAY_TMP", "--block"]
+    # srun inherits --cpus-per-task only from Slurm 23.11: without it, CPU binding puts all of Ray on one core.
+    srun = 'srun --nodes=1 --ntasks=1 --cpus-per-task=$SLURM_CPUS_PER_TASK -w'
+    start = [ray, "start", f"--num-gpus={gpus}", "--temp-dir=$RAY_TMP", "--block"]
+    # Multi-worker trials' Tune processes hold a sliver of a CPU each (library.launch.local.DRIVER_CPU).
+    head_cpus = "$((SLURM_CPUS_PER_TASK + 1))" if res.workers else "$SLURM_CPUS_PER_TASK"
+    spec = shlex.quote(str(folder / "sweep.json"))
     lines += [
         "set -uo pipefail", *site.slurm_setup,
         "# One Ray head per job: port and temp dir from the job id, so jobs sharing a node never collide.",
         "nodes=($(scontrol show hostnames \"$SLURM_JOB_NODELIST\"))",
         "head=${nodes[0]}",
-        "head_ip=$(srun --nodes=1 --ntasks=1 -w \"$head\" hostname -I | awk '{print $1}')",
+        "# The head's address as Slurm knows the node (NodeAddr), not whatever interface `hostname -I` lists first.",
+        "head_addr=$(scontrol show node \"$head\" | grep -o 'NodeAddr=[^ ]*' | cut -d= -f2)",
+        "head_ip=$(getent hosts \"$head_addr\" | awk '{print $1; exit}')",
         "port=$((20000 + SLURM_JOB_ID % 20000))",
         "export RAY_TMP=/tmp/ray_$SLURM_JOB_ID RAY_ADDRESS=$head_ip:$port",
-        "# Token auth on every node and the driver; the token lives in the (shared) home directory.",
+        "# Token auth on every node and the driver; the token lives in the (shared) home directory, readable by you only.",
         "export RAY_AUTH_MODE=token",
-        f"{ray} get-auth-token --generate >/dev/null",
-        "srun --nodes=1 --ntasks=1 -w \"$head\" " + " ".join(start + ["--head", "--port=$port",
-                                                                  "--node-ip-address=$head_ip",
-                                                                  "--include-dashboard=false"]) + " &",
+        f"(umask 077; {ray} get-auth-token --generate >/dev/null)",
+        "chmod 600 \"${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}\"",
+        f"{srun} \"$head\" " + " ".join(start + [f"--num-cpus={head_cpus}", "--head", "--port=$port",
+                                                "--node-ip-address=$head_ip", "--include-dashboard=false"]) + " &",
         "pids=($!)",
         f"for i in $(seq 1 60); do {ray} status --address=$RAY_ADDRESS >/dev/null 2>&1 && break; sleep 1; done",
         "for node in \"${nodes[@]:1}\"; do",
-        "  srun --nodes=1 --ntasks=1 -w \"$node\" " + " ".join(start + ["--address=$RAY_ADDRESS"]) + " &",
+        f"  {srun} \"$node\" " + " ".join(start + ["--num-cpus=$SLURM_CPUS_PER_TASK", "--address=$RAY_ADDRESS"]) + " &",
         "  pids+=($!)",
         "done",
-        f"{shlex.quote(python)} -m library.launch.ray_slurm run {shlex.quote(str(folder / 'sweep.json'))}",
-        "rc=$?",
-        "kill \"${pids[@]}\" 2>/dev/null; wait 2>/dev/null",
+        "# Near the time limit (or on preemption) Slurm signals this script: every running trial checkpoints at its",
+        "# next step and ends, then the job requeues itself and the sweep resumes from those checkpoints.",
+        "preempted=0",
+        "on_usr2() {",
+        "  preempted=1",
+        "  echo \"ray-slurm: SIGUSR2 at $(date +%T): checkpointing the running trials, then requeueing\"",
+        f"  for d in {shlex.quote(str(run_root))}/*/; do [ -f \"$d/status.json\" ] && touch \"$d/{STOP_REQUEST}\"; done",
+        "  (sleep 60; kill \"$driver\" 2>/dev/null) &  # a trial stuck outside its step loop: requeue anyway",
+        "  guard=$!",
+        "}",
+        "trap on_usr2 USR2",
+        f"{shlex.quote(python)} -m library.launch.ray_slurm run {spec} &",
+        "driver=$!",
+        "wait $driver; rc=$?",
+        "while kill -0 $driver 2>/dev/null; do wait $driver; rc=$?; done  # `wait` returns early for the trap",
+        "kill \"${pids[@]}\" ${guard:-} 2>/dev/null; wait 2>/dev/null",
+        "if [ $preempted = 1 ]; then scontrol requeue \"$SLURM_JOB_ID\"; fi",
         "exit $rc",
     ]
     return "\n".join(lines) + "\n"
@@ -67,7 +88,11 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
 
 def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict, nodes: int = 1) -> str:
     """Write the sweep's trials and the job script under runs/SWEEP/ray_slurm/, sbatch it, return the job id."""
+    from library.launch.local import check_fits
+
     check_request(site, sweep.resources)
+    check_fits(sweep.resources, {"CPU": float("inf"), "GPU": site.ray_gpus_per_node * nodes},
+               f"the Ray cluster job ({nodes} node(s) x site.ray_gpus_per_node={site.ray_gpus_per_node})")
     folder = run_root / FOLDER
     write_json(folder / "sweep.json", {
         "name": sweep.name, "job": sweep.job, "metric": sweep.metric, "mode": sweep.mode, "run_root": str(run_root),

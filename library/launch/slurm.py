@@ -8,10 +8,13 @@ restarts the task, which resumes the same way). Job ids are kept in runs/SWEEP/s
 """
 from __future__ import annotations
 
+import getpass
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ import submitit
 
 from library.config import ConfigError, parse, require
 from library.files import read_json, write_json
-from library.train import ENDED, STATUS, Resources, fit
+from library.train import ENDED, STATUS, STOP_REQUEST, Resources, fit
 
 JOBS = "slurm_jobs.json"
 ACTIVE = {"UNKNOWN", "PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
@@ -75,17 +78,68 @@ def load_site(path: str | os.PathLike | None) -> SiteProfile:
     return parse(SiteProfile, values, prefix="site.")
 
 
+FALLBACK_S = 45  # submitit's signal comes 90 s before the time limit: past this, requeue without a new checkpoint
+
+
 class TrialTask(submitit.helpers.Checkpointable):
-    """One trial as a Slurm task. Checkpointable: submitit resubmits the same task on preemption/timeout."""
+    """One trial as a Slurm task. Checkpointable: submitit resubmits the same task on preemption/timeout.
+
+    Slurm's warning signal (SIGUSR2, on preemption or 90 s before the time limit) and SIGTERM (scontrol requeue,
+    preemption by requeue) ask the harness to checkpoint at its next step boundary (STOP_REQUEST); once it has,
+    SIGUSR2 requeues through submitit and the task resumes from that exact step. A requeued task that made no
+    progress before the next time-limit signal is failed instead of requeued forever."""
 
     def __init__(self, job: str, trial: dict, resources: Resources, tracking: dict):
         self.job, self.trial, self.resources, self.tracking = job, trial, resources, tracking
 
     def __call__(self) -> str:
+        run_dir = Path(self.trial["run_dir"])
+        requeue = signal.getsignal(signal.SIGUSR2)  # submitit's handler: checkpoint() and requeue
+        asked: list[int] = []
+
+        def request_stop(signum, frame):
+            if asked and signum == signal.SIGUSR2 and asked[-1] == -1:  # the harness did not stop in time
+                requeue(signum, frame)
+            asked.append(signum)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / STOP_REQUEST).touch()
+            if signum == signal.SIGUSR2:
+                timer = threading.Timer(FALLBACK_S, fallback)
+                timer.daemon = True
+                timer.start()
+
+        def fallback():
+            if asked:
+                asked.append(-1)
+                os.kill(os.getpid(), signal.SIGUSR2)
+
+        signal.signal(signal.SIGUSR2, request_stop)
+        signal.signal(signal.SIGTERM, request_stop)
         if self.resources.workers > 0:
             start_private_ray(self.resources)
-        status = fit(self.job, self.trial["config"], self.trial["run_dir"], self.resources, tracking=self.tracking)
-        return status["status"]
+        status = fit(self.job, self.trial["config"], run_dir, self.resources, tracking=self.tracking)
+        if not status.get("preempted"):
+            asked.clear()  # a late signal's fallback has nothing to do
+            return status["status"]
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
+        if signal.SIGUSR2 not in asked:  # SIGTERM: Slurm itself requeues (or cancels) the job
+            return "preempted"
+        if no_progress(status, requeue):
+            status.update(status="failed", reason=(
+                f"no progress since the last requeue (still at epoch {status['preempted']['epoch']}, step "
+                f"{status['preempted']['step']}): start-up takes the whole time left; raise site.timeout_min"))
+            write_json(run_dir / STATUS, status)
+            return "failed"
+        requeue(signal.SIGUSR2, None)  # submitit: checkpoint() (this task again), requeue, exit
+        return "requeued"
+
+
+def no_progress(status: dict, requeue_handler) -> bool:
+    """A requeued task (SLURM_RESTART_COUNT >= 1) that reached its time limit where it started: requeueing it
+    again would only repeat that."""
+    timed_out = getattr(getattr(requeue_handler, "__self__", None), "has_timed_out", lambda: True)()
+    restarted = int(os.environ.get("SLURM_RESTART_COUNT", 0) or 0) >= 1
+    return timed_out and restarted and status["preempted"] == status.get("resumed_from")
 
 
 def start_private_ray(res: Resources) -> None:
@@ -183,9 +237,21 @@ def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict) -> 
                                                  sweep.resources, tracking)) for t in chunk]
         except Exception as e:  # sbatch's own words, without submitit's wrapping
             raise RuntimeError(f"Slurm refused the submission: {slurm_message(e)}") from None
-        jobs.update({t.id: j.job_id for t, j in zip(chunk, submitted)})
-    write_json(run_root / JOBS, {**read_json(run_root / JOBS, {}), **jobs})
+        accepted = {t.id: j.job_id for t, j in zip(chunk, submitted)}
+        record_jobs(run_root, accepted)  # at once: if Slurm refuses a later array, --cancel still finds this one
+        jobs.update(accepted)
     return jobs
+
+
+def record_jobs(run_root: Path, jobs: dict[str, str]) -> None:
+    """Remember trial -> Slurm job id; a trial submitted again (--retry-failed) forgets its old final status, so
+    --status and the live view wait for the new task instead of reporting the old outcome."""
+    for t in jobs:
+        status = read_json(run_root / t / STATUS, {})
+        if status.get("status") in ENDED:
+            write_json(run_root / t / STATUS, {**status, "status": "queued", "reason": "",
+                                               "previous": {"status": status["status"], "reason": status.get("reason")}})
+    write_json(run_root / JOBS, {**read_json(run_root / JOBS, {}), **jobs})
 
 
 def slurm_message(e: Exception) -> str:
@@ -207,9 +273,13 @@ def states(job_ids: list[str]) -> dict[str, str]:
             found[jid] = state.split()[0]
     except RuntimeError:  # a site without accounting: squeue alone
         pass
-    for line in run_slurm("squeue", "-h", "-r", "-o", "%i|%T", "-j", arrays).splitlines():
+    # All of this user's jobs, not `-j ARRAYS`: squeue fails outright ("Invalid job id specified") once any of
+    # them is older than MinJobAge and purged, while sacct still knows it.
+    wanted = set(arrays.split(","))
+    for line in run_slurm("squeue", "-h", "-r", "-o", "%i|%T", "-u", getpass.getuser()).splitlines():
         jid, state = line.strip().split("|")
-        found[jid] = state
+        if jid.split("_")[0] in wanted:
+            found[jid] = state
     return {j: found.get(j, "UNKNOWN") for j in job_ids}
 
 

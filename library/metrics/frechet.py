@@ -2,9 +2,9 @@
 
 Two feature extractors: torch-fidelity's Inception-v3 (FID and KID; its weights must be cached beforehand
 because compute nodes are offline) and a small classifier trained on the real set (`fd_domain`,
-`kd_domain`; works anywhere). The real set's features and statistics are cached per dataset and extractor
-weights, so a trial only pays for its own generated images. On a labelled dataset the same classifier
-also counts which classes the generated images fall into (library.metrics.coverage).
+`kd_domain`; works anywhere). The real set's features and statistics are cached per real set (its name and a
+digest of its images) and extractor weights, so a trial only pays for its own generated images. On a labelled
+dataset the same classifier also counts which classes the generated images fall into (library.metrics.coverage).
 """
 
 import hashlib
@@ -79,11 +79,22 @@ def _short_hash(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()[:10]
 
 
+def content_hash(images: torch.Tensor, labels: torch.Tensor | None) -> str:
+    """A digest of the real set's pixels and labels: sha1 runs at about 2 GB/s, so a 1 GB set costs half a second."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    for tensor in (images, labels):
+        if tensor is not None:
+            digest.update(f"{tensor.dtype}{list(tensor.shape)}".encode())
+            digest.update(tensor.cpu().contiguous().numpy())
+    return digest.hexdigest()[:10]
+
+
 class FrechetScorer:
     """Scores generated images against one fixed real set.
 
-    `dataset_key` names the real set (dataset, split, size: "mnist5k-train-28"); it keys the trained
-    domain classifier and the cached statistics, so it must change when the real set does. Labels
+    `dataset_key` names the real set (dataset, split, size: "mnist5k-train-28"); with a digest of the real
+    images and labels it keys the trained domain classifier and the cached statistics, so a dataset prepared
+    again from other images gets its own. Labels
     (num_classes > 0) add mode coverage; without them (e.g. faces) only the Inception extractor works.
     At most `max_real` real images (a fixed random subset) are the reference.
     """
@@ -109,6 +120,10 @@ class FrechetScorer:
         keep = torch.randperm(len(real_images), generator=torch.Generator().manual_seed(0))[:max_real]
         self.real = _UInt8RGB(real_images if len(real_images) <= max_real else real_images[keep.sort().values])
         self.dataset_key, self.extractor = dataset_key, extractor
+        # The name alone is not enough: re-preparing a dataset (a folder of faces, say) with other images
+        # keeps its name, and would score against the old set's statistics and classifier. All the images, as
+        # the classifier trains on all of them (the reference subset is drawn from them); labels only for it.
+        self.cache_key = f"{dataset_key}-{content_hash(real_images, real_labels if self.labelled else None)}"
         self.cache_dir, self.device = Path(cache_dir), device
         self._kwargs = None  # torch-fidelity arguments, resolved on first use (that may train the extractor)
         self._classifier = None
@@ -159,7 +174,7 @@ class FrechetScorer:
         return self._classifier
 
     def _classifier_weights(self) -> Path:
-        path = self.cache_dir / "extractors" / f"{self.dataset_key}.pt"
+        path = self.cache_dir / "extractors" / f"{self.cache_key}.pt"
         return load_or_train(path, self.all_images, self.real_labels, self.num_classes, self.device)
 
     def _fidelity_kwargs(self, may_download: bool) -> dict:
@@ -168,7 +183,7 @@ class FrechetScorer:
             self._kwargs = dict(
                 input2=self.real,
                 # The weights' hash in the name: a retrained extractor must not reuse stale statistics.
-                input2_cache_name=f"{self.dataset_key}-{len(self.real)}-{_short_hash(weights)}",
+                input2_cache_name=f"{self.cache_key}-{len(self.real)}-{_short_hash(weights)}",
                 fid=True,
                 feature_extractor=_FIDELITY_EXTRACTORS[self.extractor],
                 feature_extractor_weights_path=str(weights),
