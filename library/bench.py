@@ -474,7 +474,8 @@ def amp_auto(device: torch.device) -> str:
     native = torch.cuda.is_bf16_supported(including_emulation=False)
     want = torch.bfloat16 if native else torch.float16
     major, minor = torch.cuda.get_device_capability(device)
-    info = f"{torch.cuda.get_device_name(device)}, compute capability {major}.{minor}, native bf16 {native}: auto -> {chosen}"
+    info = (f"{torch.cuda.get_device_name(device)}, compute capability {major}.{minor}, native bf16 {native}: "
+            f"auto -> {chosen}")
     assert chosen == want, f"{info}, expected {want}"
     return info
 
@@ -518,8 +519,8 @@ def gpu_check(out: Path) -> int:
     started = time.time()
     device = torch.device("cuda", torch.cuda.current_device())
     major, minor = torch.cuda.get_device_capability(device)
-    machine = (f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor}, "
-               f"{torch.cuda.device_count()} visible), torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}")
+    machine = (f"{torch.cuda.get_device_name(device)} (compute capability {major}.{minor}, {torch.cuda.device_count()} "
+               f"visible), torch {torch.__version__}, CUDA {torch.version.cuda}, {platform.node()}")
     print(f"gpu check: {machine}", flush=True)
     lines = []
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:

@@ -16,11 +16,6 @@ from typing import Any
 from library.config import require
 
 
-def readable(x: float) -> float:
-    """Three significant digits: trial tables show lr=0.00123, not 0.0012345678901."""
-    return float(f"{x:.3g}")
-
-
 @dataclass(frozen=True)
 class Uniform:
     low: float
@@ -30,7 +25,8 @@ class Uniform:
         require(self.low < self.high, f"search.{key}", f"Uniform({self.low}, {self.high})", "low < high")
 
     def sample(self, rng: random.Random) -> float:
-        return readable(rng.uniform(self.low, self.high))
+        # Full precision: rounded draws from a narrow range collapse onto a few values (or onto its bound).
+        return rng.uniform(self.low, self.high)
 
 
 @dataclass(frozen=True)
@@ -42,7 +38,8 @@ class LogUniform:
         require(0 < self.low < self.high, f"search.{key}", f"LogUniform({self.low}, {self.high})", "0 < low < high")
 
     def sample(self, rng: random.Random) -> float:
-        return readable(math.exp(rng.uniform(math.log(self.low), math.log(self.high))))
+        x = math.exp(rng.uniform(math.log(self.low), math.log(self.high)))
+        return min(max(x, self.low), self.high)  # exp(log(high)) can exceed high by an ulp
 
 
 @dataclass(frozen=True)
@@ -73,15 +70,34 @@ class Choice:
         return rng.choice(self.values)
 
 
-DISTRIBUTIONS = (Uniform, LogUniform, IntRange, Choice)
+@dataclass(frozen=True)
+class Pinned:
+    """A searched key held at one value by a command-line override. It still draws from its space and drops the
+    draw: the other keys then get the same draws as without the override."""
+    value: Any
+    space: Any
+
+    def check(self, key: str) -> None:
+        check_space(key, self.space)
+
+    def sample(self, rng: random.Random) -> Any:
+        self.space.sample(rng)
+        return self.value
+
+
+DISTRIBUTIONS = (Uniform, LogUniform, IntRange, Choice, Pinned)
+
+
+def check_space(key: str, dist: Any) -> None:
+    require(isinstance(dist, DISTRIBUTIONS), f"search.{key}", dist,
+            "Uniform, LogUniform, IntRange or Choice (from library.search)")
+    dist.check(key)
 
 
 def draw(space: dict[str, Any], samples: int, seed: int) -> list[dict[str, Any]]:
     """`samples` points of the space, the same ones for the same seed."""
     for key, dist in space.items():
-        require(isinstance(dist, DISTRIBUTIONS), f"search.{key}", dist,
-                "Uniform, LogUniform, IntRange or Choice (from library.search)")
-        dist.check(key)
+        check_space(key, dist)
     rng = random.Random(seed)
     return [{key: space[key].sample(rng) for key in space} for _ in range(samples)]
 

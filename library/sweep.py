@@ -27,7 +27,7 @@ import torch
 from library.cli import fail, split_overrides
 from library.config import ConfigError, default_values, identity, parse, require, to_dict
 from library.files import read_json
-from library.search import ASHA, draw
+from library.search import ASHA, Pinned, draw
 from library.tracking import sync_hint, wandb_mode
 from library.train import ENDED, STATUS, Job, Resources, holder, load_job
 
@@ -118,7 +118,8 @@ def expand(sweep: Sweep) -> list[Trial]:
         raise ConfigError("job", sweep.job, str(e)) from None
     trials, seen = [], set()
     draws = draw(sweep.search, sweep.samples, sweep.seed) if sweep.search else [{}]
-    for combo in itertools.product(*sweep.grid.values()):
+    combos = list(itertools.product(*sweep.grid.values()))
+    for combo in combos:
         for point in draws:
             cfg = parse(job.Config, {**sweep.base, **dict(zip(sweep.grid, combo)), **point})
             config = to_dict(cfg)
@@ -129,6 +130,9 @@ def expand(sweep: Sweep) -> list[Trial]:
             if sweep.early_stop is not None:
                 require(cfg.eval.every == 1, "eval.every", cfg.eval.every,
                         "1 with early_stop: ASHA compares trials by the metric of every epoch")
+    if len(trials) < len(combos) * len(draws):  # only draws repeat: grid values are distinct
+        print(f"{len(combos) * len(draws)} draws gave {len(trials)} distinct trials "
+              "(repeated points of Choice/IntRange spaces are run once)")
     metric, _ = job.primary_metric(cfg)
     require(sweep.metric == metric, "metric", sweep.metric,
             f"{metric!r}: what job {sweep.job!r} reports with this config")
@@ -139,9 +143,14 @@ def trial_status(run_root: Path, trial: Trial) -> str:
     return read_json(run_root / trial.id / STATUS, {}).get("status", "new")
 
 
+def shown(value: Any) -> str:
+    """A parameter as the trial table shows it: drawn floats to 4 significant digits (lr 0.001234)."""
+    return f"{value:.4g}" if isinstance(value, float) else repr(value)
+
+
 def print_table(trials: list[Trial], run_root: Path) -> None:
     keys = list(trials[0].params) if trials else []
-    rows = [[t.id, *(repr(t.params[k]) for k in keys), trial_status(run_root, t)] for t in trials]
+    rows = [[t.id, *(shown(t.params[k]) for k in keys), trial_status(run_root, t)] for t in trials]
     header = ["trial", *keys, "status"]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     for row in [header, *rows]:
@@ -227,9 +236,11 @@ def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str])
         require(args.gpus_per_worker >= 0, "--gpus-per-worker", args.gpus_per_worker, "an integer >= 0")
         res = replace(res, gpus_per_worker=args.gpus_per_worker)
     require(args.max_concurrent >= 0, "--max-concurrent", args.max_concurrent, "an integer >= 0")
-    # An override of a swept key narrows that axis to the one value (e.g. --optim.beta1=0.5).
+    # An override of a swept key narrows that axis to the one value (e.g. --optim.beta1=0.5). A searched key
+    # stays in the table, pinned, and the other keys keep their draws. The value is parsed like any override.
     grid = {k: [overrides.pop(k)] if k in overrides else v for k, v in sweep.grid.items()}
-    sweep = replace(sweep, base={**sweep.base, **overrides}, grid=grid, resources=res)
+    search = {k: Pinned(overrides.pop(k), v) if k in overrides else v for k, v in sweep.search.items()}
+    sweep = replace(sweep, base={**sweep.base, **overrides}, grid=grid, search=search, resources=res)
     return sweep, expand(sweep)
 
 

@@ -206,6 +206,8 @@ def claim(run_dir: Path):
 
 def holder(run_dir: Path) -> str:
     """Who holds the run dir's lock ("" when nobody does)."""
+    if not (run_dir / LOCK).exists():
+        return ""
     lock = claim(run_dir)
     if lock is not None:
         lock.close()
@@ -424,12 +426,11 @@ def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor], position: dict |
 def stop_requested(ctx: Context, steps: int) -> bool:
     """Whether a stop was requested (STOP_REQUEST). With several ranks, every 10th step and all ranks agree,
     so all of them stop at the same step."""
-    asked = (ctx.run_dir / STOP_REQUEST).exists()
     if ctx.world_size == 1:
-        return asked
+        return (ctx.run_dir / STOP_REQUEST).exists()
     if steps % 10:
         return False
-    flag = torch.tensor([float(asked)], device=ctx.device)
+    flag = torch.tensor([float((ctx.run_dir / STOP_REQUEST).exists())], device=ctx.device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item())
 

@@ -1,13 +1,19 @@
 """Random search draws a fixed, validated list of trials; ASHA (real Ray Tune) stops the trials that fall behind
 and a re-run does not resume them."""
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from library.config import ConfigError
 from library.files import read_json
 from library.search import ASHA, Choice, IntRange, LogUniform, Uniform
-from library.sweep import Sweep, expand, main
+from library.sweep import Sweep, configure, expand, main, parse_args
 from library.train import STATUS
 
+REPO = Path(__file__).resolve().parents[1]
 BASE = {"data.limit": 320, "train.batch_size": 32, "eval.num_samples": 200, "eval.final_num_samples": 200}
 
 
@@ -28,12 +34,48 @@ def test_random_draws_are_the_same_on_every_expand_and_inside_their_ranges():
     assert [t.id for t in expand(sweep(seed=1))] != [t.id for t in first]
 
 
-def test_random_search_times_a_grid_and_repeated_choice_draws_collapse_to_one_trial():
+def test_random_search_times_a_grid_and_repeated_choice_draws_collapse_to_one_trial(capsys):
     trials = expand(sweep(grid={"model.noise": ["normal", "uniform"]}, search={"optim.beta2": Choice([0.9, 0.999])},
                           samples=6))
     assert len(trials) == 4  # 2 grid points x at most 2 distinct draws
     assert {(t.params["model.noise"], t.params["optim.beta2"]) for t in trials} == {
         (n, b) for n in ("normal", "uniform") for b in (0.9, 0.999)}
+    assert "12 draws gave 4 distinct trials" in capsys.readouterr().out
+
+
+def test_draws_from_a_narrow_range_keep_their_precision():
+    # Rounded to 3 significant digits, Uniform(0.999, 0.9999) gave only 0.999 and 1.0 (which beta2 refuses).
+    trials = expand(sweep(search={"optim.beta2": Uniform(0.999, 0.9999)}, samples=50))
+    assert len(trials) == 50
+    assert all(0.999 <= t.params["optim.beta2"] < 0.9999 for t in trials)
+    assert len(expand(sweep(search={"optim.beta2": Uniform(0.99, 0.999)}, samples=16))) == 16
+
+
+def table(stdout: str) -> list[dict[str, str]]:
+    """The trial table a sweep prints: a header line starting with "trial", then one row per trial."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("trial "))
+    header = lines[start].split()
+    return [dict(zip(header, line.split())) for line in lines[start + 1:] if line.startswith("gan-")]
+
+
+def test_overriding_a_searched_key_pins_it_in_every_trial(tmp_path):
+    run = subprocess.run([sys.executable, "sweeps/gan_random_search.py", "--dry-run", "--backend=local",
+                          f"--runs-dir={tmp_path}", "--optim.lr=0.001"], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    rows = table(run.stdout)
+    assert len(rows) == 16 and {r["optim.lr"] for r in rows} == {"0.001"}
+    assert len({r["optim.beta1"] for r in rows}) > 8 and len({r["model.noise_dim"] for r in rows}) > 1
+
+
+def test_a_pinned_key_leaves_the_other_keys_draws_as_they_were():
+    SWEEP = runpy.run_path(str(REPO / "sweeps/gan_random_search.py"))["SWEEP"]
+    _, drawn = configure(SWEEP, *parse_args([], SWEEP))
+    _, pinned = configure(SWEEP, *parse_args(["--optim.lr=1e-3"], SWEEP))
+    assert [t.params["optim.lr"] for t in pinned] == [0.001] * 16
+    others = [{k: v for k, v in t.params.items() if k != "optim.lr"} for t in drawn]
+    assert [{k: v for k, v in t.params.items() if k != "optim.lr"} for t in pinned] == others
 
 
 @pytest.mark.parametrize("kw, field, allowed", [

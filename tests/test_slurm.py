@@ -155,3 +155,123 @@ def test_large_grids_are_split_at_the_clusters_max_array_size(cluster, tmp_path,
         assert len(jobs) == 5 and len({j.split("_")[0] for j in jobs.values()}) == 3
     finally:
         slurm.cancel(run_root)
+
+
+def squeue_forgot(job: str) -> bool:
+    """Slurm purged the job (older than MinJobAge): squeue fails for it, sacct still knows it."""
+    return subprocess.run(["squeue", "-h", "-j", job.split("_")[0]], capture_output=True, text=True).returncode != 0
+
+
+def test_status_rerun_and_cancel_work_after_slurm_purged_the_finished_job(cluster, tmp_path):
+    # The dev cluster's MinJobAge is 5 s (a real site's 300 s): the state a user meets minutes after a sweep.
+    path = write_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=1, name="purged")
+    sweep_cli(path)
+    (job,) = read_json(tmp_path / "runs/purged/slurm_jobs.json").values()
+    wait_for(lambda: squeue_forgot(job), 120, "Slurm to purge the finished job")
+    status = sweep_cli(path, "--status")
+    assert "completed" in status.stdout and "Traceback" not in status.stderr
+    again = sweep_cli(path)
+    assert "1 finished before, 0 still queued or running, 0 to submit" in again.stdout
+    assert "cancelled 0 Slurm job(s)" in sweep_cli(path, "--cancel").stdout
+
+
+def test_arrays_accepted_before_slurm_refuses_a_later_one_are_recorded_and_cancellable(cluster, tmp_path, monkeypatch):
+    from library.launch import slurm
+    from library.sweep import Sweep, expand
+
+    # QOS `capped` (slurm/cluster.sh) allows 2 submitted jobs per user; arrays of 2 tasks: the second is refused.
+    monkeypatch.setattr(slurm, "max_array_size", lambda: 3)
+    sweep = Sweep(name="qos", job="gan", metric="fd_domain", base={**TINY, "train.epochs": 1},
+                  grid={"train.seed": [1, 2, 3, 4, 5]})
+    trials = expand(sweep)
+    run_root = tmp_path / "runs/qos"
+    site = slurm.SiteProfile(slurm_partition="debug", slurm_qos="capped")
+    try:
+        with pytest.raises(RuntimeError, match="Slurm refused the submission"):
+            slurm.submit(sweep, trials, run_root, site, {"mode": "disabled"})
+        jobs = read_json(run_root / "slurm_jobs.json")
+        assert sorted(jobs) == sorted(t.id for t in trials[:2])  # the accepted array, recorded at once
+        assert slurm.active_trials(run_root) == set(jobs)  # a re-run would not submit them again
+    finally:
+        cancelled = slurm.cancel(run_root)
+    assert len(cancelled) == 2
+
+
+def test_retry_failed_on_slurm_follows_the_new_task_and_the_row_becomes_completed(cluster, tmp_path):
+    path = write_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=1, name="retry")
+    (trial,) = [line.split()[0] for line in sweep_cli(path, "--dry-run").stdout.splitlines() if line.startswith("gan-")]
+    # A trial that failed before (its task crashed, say): only its status is left.
+    (tmp_path / "runs/retry" / trial).mkdir(parents=True)
+    (tmp_path / "runs/retry" / trial / "status.json").write_text('{"status": "failed", "reason": "node died"}\n')
+    assert "0 to submit" in sweep_cli(path).stdout  # failed is final for a plain re-run
+    out = sweep_cli(path, "--retry-failed")
+    assert "1 to submit" in out.stdout
+    row = pd.read_csv(tmp_path / "results/retry/trials.csv").iloc[0]
+    assert row.status == "completed" and row.epochs == 1, out.stdout[-2000:]
+
+
+def test_max_concurrent_sets_the_array_throttle(cluster, tmp_path):
+    path = write_sweep(tmp_path, {"optim.beta1": [0.3, 0.5, 0.7]}, epochs=1, name="throttle")
+    sweep_cli(path, "--detach", "--max-concurrent=1")
+    jobs = read_json(tmp_path / "runs/throttle/slurm_jobs.json")
+    try:
+        array = next(iter(jobs.values())).split("_")[0]
+        shown = subprocess.run(["scontrol", "show", "job", array], capture_output=True, text=True).stdout
+        assert "ArrayTaskThrottle=1" in shown, shown
+    finally:
+        sweep_cli(path, "--cancel")
+
+
+def test_no_progress_decision_stops_requeueing_only_a_requeued_task_stuck_at_its_start(monkeypatch):
+    from library.launch.slurm import no_progress
+
+    class Handler:  # submitit's signal handler, as far as the decision reads it
+        def __init__(self, timed_out):
+            self.timed_out = timed_out
+
+        def has_timed_out(self):
+            return self.timed_out
+
+        def requeue(self, signum, frame):
+            pass
+
+    stuck = {"preempted": {"epoch": 2, "step": 40}, "resumed_from": {"epoch": 2, "step": 40}}
+    moved = {"preempted": {"epoch": 2, "step": 48}, "resumed_from": {"epoch": 2, "step": 40}}
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    assert no_progress(stuck, Handler(True).requeue)
+    assert not no_progress(moved, Handler(True).requeue)
+    assert not no_progress(stuck, Handler(False).requeue)  # preempted early, not at the time limit: requeue
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
+    assert not no_progress(stuck, Handler(True).requeue)  # the first run: nothing was tried yet
+
+
+def test_ray_slurm_job_signalled_before_its_time_limit_checkpoints_requeues_and_completes(cluster, tmp_path):
+    # What Slurm does 90 s before the time limit (--signal=B:USR2@90), sent now: the batch script's trap makes the
+    # running trial checkpoint at its next step and requeues the job, which resumes it there.
+    base = {**TINY, "train.epochs": 40, "eval.every": 40, "train.checkpoint_every": 1000}
+    path = tmp_path / "rayreq.py"
+    path.write_text("from library.sweep import Sweep, main\n"
+                    f"main(Sweep(name='rayreq', job='gan', metric='fd_domain', base={base!r}))\n")
+    (tmp_path / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\nray_cpus_per_node = 1\n')
+    cli = [sys.executable, str(path), "--backend=ray-slurm", f"--site={tmp_path / 'site.toml'}"]
+    subprocess.run([*cli, "--detach"], cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    (job,) = set(read_json(tmp_path / "runs/rayreq/slurm_jobs.json").values())
+    try:
+        wait_for(lambda: any(read_json(p).get("epoch", 0) >= 2 for p in tmp_path.glob("runs/rayreq/*/status.json")),
+                 240, "epoch 2")
+        subprocess.run(["scancel", "--batch", "--signal=USR2", job], check=True)
+        wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
+                                                        text=True).stdout, 120, "the job to requeue itself")
+        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
+        out = subprocess.run(cli, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    finally:
+        subprocess.run(["scancel", job])
+    (status_file,) = tmp_path.glob("runs/rayreq/*/status.json")
+    status = read_json(status_file)
+    assert status["status"] == "completed" and status["resumed_from"]["epoch"] >= 2, status
+    assert list(status_file.parent.glob("checkpoints/epoch_*_step_*.pt"))  # the trap's checkpoint, mid-epoch
+    log = (tmp_path / f"runs/rayreq/ray_slurm/{job}.out").read_text()
+    assert "SIGUSR2" in log and log.count("to run") == 2
+    token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray/auth_token"))
+    assert token.stat().st_mode & 0o777 == 0o600  # nobody else on a shared cluster can attach to your Ray

@@ -149,7 +149,9 @@ class ProgressView(Callback):
         status = read_json(run_dir / STATUS, {})
         best = status.get(f"best_{self.metric}")
         text = status.get("status", "ended without status")
-        if text == "running":  # Tune ended a trial that had epochs left: its scheduler stopped it
+        if status.get("preempted"):
+            text = f"checkpointed at epoch {status['preempted']['epoch'] + 1}, step {status['preempted']['step']}; resumes later"
+        elif text == "running":  # Tune ended a multi-worker trial that had epochs left: its scheduler stopped it
             self.stopped.append(run_dir)
             text = f"stopped early by ASHA after epoch {status.get('epoch')}"
         if best is not None:
