@@ -307,8 +307,8 @@ lock() {  # two `up`s at once (parallel test sessions, CI) take turns instead of
 up() {
   need_root
   lock
-  install_packages
   refuse_foreign_configs
+  install_packages
   prepare_host
   write_configs
   start_munge

@@ -9,10 +9,9 @@ from torch import nn
 
 from jobs.gan import INTERPOLATION, JOB, GANConfig, to_uint8
 from library.config import ConfigError, parse, to_dict
-from library.data import default_root
 from library.files import read_json
 from library.losses import LOSSES
-from library.metrics.domain_extractor import load_domain_classifier, to_input
+from library.metrics.domain_extractor import to_input
 from library.models.gan import build, sample_noise
 from library.models.gan_layers import SelfAttention
 from library.train import BEST, METRICS, Resources, fit, make_context
@@ -230,7 +229,7 @@ def test_conditional_dcgan_learns_to_draw_the_digit_it_is_asked_for(tmp_path):
     g.load_state_dict(torch.load(tmp_path / BEST, weights_only=True)["models"]["g"])
     g.eval()
     # The classifier behind fd_domain (trained on the real digits by prepare) reads each fake's digit.
-    classifier = load_domain_classifier(default_root() / "metric_cache" / "extractors" / "mnist5k-train-28.pt")
+    classifier = JOB.scorer(cfg, "cpu").classifier()
     asked = torch.arange(500) % 10
     with torch.no_grad():
         drawn = classifier(to_input(to_uint8(g(sample_noise(cfg.model, 500, "cpu"), asked)))).argmax(1)

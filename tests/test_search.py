@@ -1,5 +1,6 @@
 """Random search draws a fixed, validated list of trials; ASHA (real Ray Tune) stops the trials that fall behind
 and a re-run does not resume them."""
+import json
 import runpy
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from library.files import read_json
 from library.search import ASHA, Choice, IntRange, LogUniform, Uniform
 from library.sweep import Sweep, configure, expand, main, parse_args
 from library.train import STATUS
+from wandb_records import wandb_records
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = {"data.limit": 320, "train.batch_size": 32, "eval.num_samples": 200, "eval.final_num_samples": 200}
@@ -112,6 +114,15 @@ def test_asha_stops_trials_that_fall_behind_and_a_rerun_does_not_resume_them(tmp
     assert best["status"] == "completed"
     out = capsys.readouterr().out
     assert "stopped early by ASHA" in out
+    # Every trial's W&B run ended cleanly with its summary, stopped ones included (the W&B report sorts by it).
+    for t in expand(spec):
+        (run_file,) = (tmp_path / "runs/asha" / t.id / "wandb").glob("offline-run-*/run-*.wandb")
+        records = wandb_records(run_file)
+        (exit_record,) = [r.exit for r in records if r.WhichOneof("record_type") == "exit"]
+        summary = {i.key: json.loads(i.value_json) for r in records if r.WhichOneof("record_type") == "summary"
+                   for i in r.summary.update}
+        assert exit_record.exit_code == 0 and summary["status"] == statuses[t.id]["status"], summary
+        assert summary["best_fd_domain"] == pytest.approx(statuses[t.id]["best_fd_domain"])
 
     main(spec, argv)
     assert "6 finished before, 0 to run" in capsys.readouterr().out

@@ -70,8 +70,10 @@ def wait_for(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_preempted_task_requeues_resumes_and_ends_like_an_uninterrupted_run(cluster, tmp_path):
-    grid = {"optim.beta1": [0.5]}
+def test_preempted_task_checkpoints_its_step_requeues_resumes_and_ends_like_an_uninterrupted_run(cluster, tmp_path):
+    # No periodic checkpoint after epoch 0: what carries the trial over the preemption is the checkpoint that
+    # SIGUSR2 asks for at the next step boundary.
+    grid = {"optim.beta1": [0.5], "train.checkpoint_every": [1000]}
     reference = tmp_path / "reference"
     reference.mkdir()
     ref = subprocess.run([sys.executable, str(write_sweep(reference, grid, epochs=5)), "--backend=local"],
@@ -81,7 +83,8 @@ def test_preempted_task_requeues_resumes_and_ends_like_an_uninterrupted_run(clus
     path = write_sweep(tmp_path, grid, epochs=5)
     sweep_cli(path, "--detach")
     (job,) = read_json(tmp_path / "runs/stiny/slurm_jobs.json").values()
-    wait_for(lambda: list(tmp_path.glob("runs/stiny/*/checkpoints/epoch_00002.pt")), 240, "epoch 2's checkpoint")
+    wait_for(lambda: any(read_json(p).get("epoch", 0) >= 2 for p in tmp_path.glob("runs/stiny/*/status.json")),
+             240, "epoch 2")
     # Preemption as Slurm does it: SIGUSR2 to the task; submitit requeues it. Skip the requeue hold (BeginTime).
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
@@ -90,6 +93,7 @@ def test_preempted_task_requeues_resumes_and_ends_like_an_uninterrupted_run(clus
     sweep_cli(path)  # follows until done; submits nothing new
     status = read_json(next(tmp_path.glob("runs/stiny/*/status.json")))
     assert status["status"] == "completed" and status["resumed_from_epoch"] >= 2
+    assert list(tmp_path.glob("runs/stiny/*/checkpoints/epoch_*_step_*.pt"))
     straight = read_json(next(reference.glob("runs/stiny/*/status.json")))["final"]
     assert status["final"] | {"elapsed_s": 0} == straight | {"elapsed_s": 0}
 

@@ -110,3 +110,25 @@ def test_up_again_is_quick_and_status_is_ok():
     status = cluster_sh("status", timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr
     assert "status: up" in status.stdout
+
+
+def test_up_refuses_to_replace_a_slurm_conf_it_did_not_write(tmp_path):
+    # On a real Slurm host, run as root, `up` must not overwrite the site's configuration and restart its daemons.
+    # The same script, pointed at a folder holding a site's slurm.conf instead of /etc/slurm.
+    site_conf = "ClusterName=production\nSlurmctldHost=head01\n"
+    (tmp_path / "slurm.conf").write_text(site_conf)
+    script = tmp_path / "cluster.sh"
+    script.write_text(CLUSTER_SH.read_text().replace("ETC=/etc/slurm\n", f"ETC={tmp_path}\n", 1))
+    r = subprocess.run(["bash", str(script), "up"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "was not written by this script" in r.stdout and "Nothing was changed" in r.stdout
+    assert (tmp_path / "slurm.conf").read_text() == site_conf and not (tmp_path / "slurmdbd.conf").exists()
+
+
+def test_slurm_forgets_finished_jobs_within_seconds_as_configured(tmp_path):
+    # MinJobAge 5 s: the purged state that real sites reach after 300 s (squeue: "Invalid job id specified").
+    job = submit(f"--chdir={tmp_path}", "--output=/dev/null", "--wrap", "true")
+    deadline = time.monotonic() + 120
+    while subprocess.run(["squeue", "-h", "-j", job], capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "Slurm still lists the finished job after 120 s"
+        time.sleep(1)
+    assert wait_sacct(job, 1) == {job: "COMPLETED"}  # accounting keeps it

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from library.files import read_json
+from wandb_records import wandb_records
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"data.limit": 640, "eval.num_samples": 300, "eval.final_num_samples": 300}
@@ -91,28 +92,6 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_matches_an_uninterrupted_run(tm
     assert status["status"] == "completed" and status["resumed_from_epoch"] >= 1
     (straight,) = read_json(next(straight_dir.glob("runs/tiny/*/status.json")))["final"],
     assert status["final"] | {"elapsed_s": 0} == straight | {"elapsed_s": 0}
-
-
-def wandb_records(path: Path) -> list:
-    """The records of an offline W&B run file (LevelDB log format behind a 7-byte ':W&B' header)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    data, block = path.read_bytes(), 32768
-    assert data[:4] == b":W&B"
-    records, chunk, pos = [], b"", 7
-    while pos + 7 <= len(data):
-        if block - pos % block < 7:  # a block's tail too short for a header is padding
-            pos += block - pos % block
-            continue
-        length, kind = int.from_bytes(data[pos + 4:pos + 6], "little"), data[pos + 6]
-        chunk += data[pos + 7:pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):  # FULL or LAST: a whole record
-            record = pb.Record()
-            record.ParseFromString(chunk)
-            records.append(record)
-            chunk = b""
-    return records
 
 
 def test_every_trial_has_an_offline_wandb_run_with_its_metrics_and_images(swept):

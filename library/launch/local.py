@@ -97,7 +97,33 @@ def check_fits(res: Resources, available: dict[str, float], where: str = "this R
 def run_trial(param: dict, job: str, resources: Resources, tracking: dict) -> None:
     """One Tune trial: train it to the end; a failure is recorded in its status, not raised."""
     trial = param["trial"]
+    let_stopped_trials_finish()
     fit(job, trial["config"], trial["run_dir"], resources, report_to_tune=True, tracking=tracking)
+
+
+STOP_GRACE_S = 60
+
+
+def let_stopped_trials_finish() -> None:
+    """When Tune stops a trial (ASHA, also at its last epoch), the training thread gets SystemExit from
+    tune.report, and the trial's process is killed as soon as `FunctionTrainable.cleanup` returns, which does not
+    wait for that thread: the harness's last status write and the W&B run's summary and exit record were cut off
+    (offline run files stayed empty). Make this process's cleanup wait for the thread, at most STOP_GRACE_S."""
+    from ray.tune.trainable import function_trainable
+
+    trainable = function_trainable.FunctionTrainable
+    if getattr(trainable.cleanup, "waits_for_training", False):
+        return
+    original = trainable.cleanup
+
+    def cleanup(self):
+        thread = getattr(function_trainable.get_session(), "training_thread", None)
+        original(self)
+        if thread is not None:
+            thread.join(timeout=STOP_GRACE_S)
+
+    cleanup.waits_for_training = True
+    trainable.cleanup = cleanup
 
 
 def mark_stopped(run_dir: Path) -> None:
