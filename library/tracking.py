@@ -112,3 +112,30 @@ def offline_runs(run_root: Path) -> list[Path]:
 def sync_hint(run_root: Path) -> str:
     """The command that uploads a sweep's offline runs, or "" if there are none."""
     return f"wandb sync {run_root}/*/wandb/offline-run-*" if offline_runs(run_root) else ""
+
+
+def start_shared_service(settings: dict[str, Any] | None) -> bool:
+    """Start one W&B service (wandb-core) in this process for the trial processes it starts (they find it through
+    WANDB_SERVICE). A trial's own service dies with the trial's process, and Ray Tune kills that process as soon as
+    it stops a trial (ASHA): the service's unwritten records went with it and offline run files stayed empty.
+    Whether a service was started (and must be stopped with stop_shared_service)."""
+    if not settings or settings.get("mode") == "disabled":
+        return False
+    try:
+        import wandb
+
+        wandb.setup()
+    except Exception as e:  # no W&B is no reason to lose a sweep
+        print(f"warning: W&B service not started ({type(e).__name__}: {e}); trials start their own")
+        return False
+    return True
+
+
+def stop_shared_service() -> None:
+    """Flush and close every run the shared service still holds (those of trials killed mid-run), then stop it."""
+    import wandb
+
+    try:
+        wandb.teardown()
+    finally:
+        os.environ.pop("WANDB_SERVICE", None)

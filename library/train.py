@@ -271,7 +271,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             status.update(status="stopped", reason=f"stopped early by ASHA after epoch {state['epoch']}: behind "
                                                    "the other trials at that rung")
             write_status(ctx, status, state["history"])
-        summarize(tracker, status, metric)  # Tune waits for this (library.launch.local.let_stopped_trials_finish)
+        summarize(tracker, status, metric)
         raise
     except BaseException:
         tracker.finish(exit_code=1)

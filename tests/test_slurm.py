@@ -1,6 +1,5 @@
 """The Slurm backend against the real one-node cluster that slurm/cluster.sh starts (Slurm's own daemons)."""
 import os
-import shutil
 import subprocess
 import sys
 import time

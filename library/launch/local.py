@@ -15,6 +15,7 @@ import torch
 from ray.tune import Callback
 
 from library.files import read_json, write_json
+from library.tracking import start_shared_service, stop_shared_service
 from library.launch import reaper
 from library.train import STATUS, Resources, fit
 
@@ -28,6 +29,8 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict |
     res = sweep.resources
     per_trial = max(1, res.workers) * res.cpus_per_worker
     route_ray_logs(run_root / "ray.log")
+    tracking = tracking or sweep.tracking()
+    shared_wandb = start_shared_service(tracking)  # before Ray starts: its workers inherit the service's address
     if ray.is_initialized():  # e.g. started implicitly by an earlier multi-worker TorchTrainer in this process
         ray.shutdown()
     if address:
@@ -45,7 +48,7 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict |
         check_fits(res, ray.cluster_resources())
         trial_resources = tune_resources(res)
         trainable = tune.with_resources(
-            tune.with_parameters(run_trial, job=sweep.job, resources=res, tracking=tracking or sweep.tracking()),
+            tune.with_parameters(run_trial, job=sweep.job, resources=res, tracking=tracking),
             trial_resources)
         space = {"trial": tune.grid_search([{"id": t.id, "config": t.config, "run_dir": str(run_root / t.id)}
                                             for t in trials])}
@@ -64,6 +67,8 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict |
             mark_stopped(run_dir)
     finally:
         ray.shutdown()
+        if shared_wandb:
+            stop_shared_service()
 
 
 DRIVER_CPU = 0.01  # a multi-worker trial's Tune process only drives its TorchTrainer; Ray refuses {"cpu": 0}
@@ -97,33 +102,8 @@ def check_fits(res: Resources, available: dict[str, float], where: str = "this R
 def run_trial(param: dict, job: str, resources: Resources, tracking: dict) -> None:
     """One Tune trial: train it to the end; a failure is recorded in its status, not raised."""
     trial = param["trial"]
-    let_stopped_trials_finish()
     fit(job, trial["config"], trial["run_dir"], resources, report_to_tune=True, tracking=tracking)
 
-
-STOP_GRACE_S = 60
-
-
-def let_stopped_trials_finish() -> None:
-    """When Tune stops a trial (ASHA, also at its last epoch), the training thread gets SystemExit from
-    tune.report, and the trial's process is killed as soon as `FunctionTrainable.cleanup` returns, which does not
-    wait for that thread: the harness's last status write and the W&B run's summary and exit record were cut off
-    (offline run files stayed empty). Make this process's cleanup wait for the thread, at most STOP_GRACE_S."""
-    from ray.tune.trainable import function_trainable
-
-    trainable = function_trainable.FunctionTrainable
-    if getattr(trainable.cleanup, "waits_for_training", False):
-        return
-    original = trainable.cleanup
-
-    def cleanup(self):
-        thread = getattr(function_trainable.get_session(), "training_thread", None)
-        original(self)
-        if thread is not None:
-            thread.join(timeout=STOP_GRACE_S)
-
-    cleanup.waits_for_training = True
-    trainable.cleanup = cleanup
 
 
 def mark_stopped(run_dir: Path) -> None:
