@@ -38,6 +38,7 @@ from jobs.gan import GANConfig
 from library.config import parse, to_dict
 from library.files import read_json, write_text
 from library.train import BEST, CHECKPOINTS, Resources, fit
+from slurm_jobs import started_again
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"data.limit": 256, "eval.num_samples": 100, "eval.final_num_samples": 100}
@@ -254,14 +255,6 @@ def sweep_cli(path: Path, *args) -> subprocess.CompletedProcess:
                          env={**os.environ, "WANDB_MODE": "disabled"})
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     return out
-
-
-def started_again(job: str) -> bool:
-    """Whether the requeued job runs; while Slurm holds it (~2 min BeginTime), release it."""
-    state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T|%r"], capture_output=True, text=True).stdout.strip()
-    if state.endswith("BeginTime"):
-        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
-    return state.startswith("RUNNING")
 
 
 @pytest.mark.slurm

@@ -22,9 +22,9 @@ def write_sweep(folder: Path, epochs: int) -> Path:
 
 
 def start(sweep_file: Path, folder: Path) -> subprocess.Popen:
-    log = open(folder / "driver.log", "wb")
-    return subprocess.Popen([sys.executable, str(sweep_file), "--backend=local"], cwd=folder, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    with open(folder / "driver.log", "wb") as log:
+        return subprocess.Popen([sys.executable, str(sweep_file), "--backend=local"], cwd=folder, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def processes() -> dict[int, tuple[str, int, int, str]]:
@@ -85,7 +85,8 @@ def test_kill_9_of_the_driver_ends_every_process_of_its_ray_within_seconds(tmp_p
         marker = f"/tmp/ray_{os.getuid()}_{proc.pid}/"
         (reaper,) = reaper_of(proc.pid, table)
         # Everything Ray runs descends from the driver while it lives: gcs_server and raylet are its children, the
-        # agents and the workers (trial actors, idle workers) the raylet's, wandb-core the trial's.
+        # agents and the workers (trial actors, idle workers) the raylet's. The set also holds what the driver
+        # started beside Ray (the shared wandb-core): nothing of the sweep may outlive it.
         ray = {pid: table[pid] for pid in descendants(proc.pid, table) - {reaper} if table[pid][0] not in "ZX"}
         commands = " | ".join(cmd for _, _, _, cmd in ray.values())
         for part in ("gcs_server", "raylet", "ray::DashboardAgent", "ray::RuntimeEnvAgent", "ray::ImplicitFunc"):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from library.files import read_json
+from slurm_jobs import started_again
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"data.limit": 320, "eval.num_samples": 200, "eval.final_num_samples": 200}
@@ -88,7 +89,7 @@ def test_preempted_task_checkpoints_its_step_requeues_resumes_and_ends_like_an_u
     subprocess.run(["scancel", "--signal=USR2", job], check=True)
     wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
                                                     text=True).stdout, 60, "the requeue")
-    subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
+    wait_for(lambda: started_again(job), 180, "the requeued task to start")
     sweep_cli(path)  # follows until done; submits nothing new
     status = read_json(next(tmp_path.glob("runs/stiny/*/status.json")))
     assert status["status"] == "completed" and status["resumed_from_epoch"] >= 2
@@ -265,7 +266,7 @@ def test_ray_slurm_job_signalled_before_its_time_limit_checkpoints_requeues_and_
         subprocess.run(["scancel", "--batch", "--signal=USR2", job], check=True)
         wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
                                                         text=True).stdout, 120, "the job to requeue itself")
-        subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
+        wait_for(lambda: started_again(job), 180, "the requeued job to start")
         out = subprocess.run(cli, cwd=tmp_path, capture_output=True, text=True, timeout=400)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     finally:

@@ -43,16 +43,12 @@ def temp_dir() -> str:
 def watch(log: Path | str | None = None) -> str:
     """Start this driver's reaper (once per process) and return the temp dir to give ray.init as _temp_dir."""
     marker = temp_dir()
-    if os.getpid() not in _started:
-        out = open(log, "ab") if log else subprocess.DEVNULL
-        try:
+    if os.getpid() not in _started or _started[os.getpid()].poll() is not None:
+        with open(log or os.devnull, "ab") as out:  # the reaper keeps its own copy of the file
             # -I -S: stdlib only, so no site-packages to import and nothing of the caller's path or environment.
             _started[os.getpid()] = subprocess.Popen(
                 [sys.executable, "-I", "-S", str(Path(__file__).resolve()), str(os.getpid()), marker],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-        finally:
-            if log:
-                out.close()
     return marker
 
 
