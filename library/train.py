@@ -254,7 +254,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     position = state.get("position") or {}
     status = {"status": "running", "reason": "", "metric": metric, "mode": mode,
               "startup_s": round(time.time() - loop_config["launched_at"], 2), "first_step_at": time.time(),
-              "workers": ctx.world_size, "resumed_from_epoch": state["epoch"],
+              "workers": ctx.world_size, "cpus": len(os.sched_getaffinity(0)), "resumed_from_epoch": state["epoch"],
               "resumed_from": {"epoch": state["epoch"], "step": position.get("step", 0)}}
     try:
         train_epochs(job, ctx, data, state, status, report, tracker)

@@ -149,9 +149,11 @@ ClusterName=$CLUSTER
 SlurmctldHost=$HOST
 SlurmUser=root
 AuthType=auth/munge
-# No cgroups (containers, CI): track job processes through /proc, no CPU binding.
+# No cgroups (containers, CI): track job processes through /proc. Tasks are bound to their cores as on real
+# sites (task/affinity, no cgroups needed): a step that forgets --cpus-per-task gets one core, here as there.
 ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
+TaskPlugin=task/affinity
+TaskPluginParam=Cores
 MpiDefault=none
 # Cores and memory are consumable: 1-CPU tasks run side by side, one per core.
 SelectType=select/cons_tres

@@ -4,7 +4,15 @@ that nothing is lost. The catalogue, with the test that covers each scenario:
 | scenario                                              | test                                                          |
 |-------------------------------------------------------|---------------------------------------------------------------|
 | kill -9 of the sweep driver mid-trial                 | test_sweep.py::test_kill_9_mid_trial_then_rerun_resumes_and_matches_an_uninterrupted_run |
-| preemption: SIGUSR2 (scancel --signal=USR2), requeue  | test_slurm.py::test_preempted_task_requeues_resumes_and_ends_like_an_uninterrupted_run |
+| kill -9 of the sweep driver: no Ray process outlives it | test_orphans.py::test_kill_9_of_the_driver_ends_every_process_of_its_ray_within_seconds |
+| preemption: SIGUSR2 (scancel --signal=USR2), requeue  | test_slurm.py::test_preempted_task_checkpoints_its_step_requeues_resumes_and_ends_like_an_uninterrupted_run |
+| stop request mid-epoch: checkpoint at the step, exact | test_precision_and_resume.py::test_a_stop_request_checkpoints_mid_epoch_and_the_resumed_run_ends_like_an_uninterrupted_one |
+| ray-slurm job signalled before its time limit         | test_slurm.py::test_ray_slurm_job_signalled_before_its_time_limit_checkpoints_requeues_and_completes |
+| requeued task that makes no progress (endless requeue) | test_slurm.py::test_no_progress_decision_stops_requeueing_only_a_requeued_task_stuck_at_its_start |
+| Slurm purged the finished jobs (MinJobAge)            | test_slurm.py::test_status_rerun_and_cancel_work_after_slurm_purged_the_finished_job |
+| Slurm refuses a later array (QOS MaxSubmitJobs)       | test_slurm.py::test_arrays_accepted_before_slurm_refuses_a_later_one_are_recorded_and_cancellable |
+| two backends resume one trial at once                 | test_local_backend.py::test_a_trial_that_another_process_trains_is_skipped_and_left_untouched |
+| Ray Tune stops a trial (ASHA): its W&B run is whole   | test_search.py::test_asha_stops_trials_that_fall_behind_and_a_rerun_does_not_resume_them |
 | SIGTERM requeue (scontrol requeue)                    | test_scontrol_requeue_sigterm_restarts_the_task_from_its_last_checkpoint_and_the_row_matches |
 | corrupt latest checkpoint: fall back to the previous  | test_harness.py::test_corrupt_latest_checkpoint_falls_back_to_the_previous_one |
 | checkpoint holding a pickled object (weights_only)    | test_a_checkpoint_holding_a_pickled_object_is_refused_and_nothing_in_it_runs |

@@ -3,6 +3,7 @@
 Real Ray, real sweeps (as tests/test_sweep.py writes them). Only this sweep's processes are looked at and killed.
 """
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,7 @@ def test_kill_9_of_the_driver_ends_every_process_of_its_ray_within_seconds(tmp_p
     print(f"\n{len(ray)} processes of the killed sweep's Ray all gone {took:.1f}s after kill -9 of the driver")
     wait_for(lambda: not alive(reaper, table[reaper][2]), 5)  # its job done, the reaper is gone too
     assert "reaper: driver" in (tmp_path / "runs/tiny/ray.log").read_text()
+    shutil.rmtree(marker, ignore_errors=True)  # Ray's logs of the private temp dir: the reaper deletes nothing
 
 
 def test_a_driver_that_ends_normally_leaves_no_reaper_and_no_ray_behind(tmp_path):
@@ -117,3 +119,4 @@ def test_a_driver_that_ends_normally_leaves_no_reaper_and_no_ray_behind(tmp_path
     assert len(reapers) == 1 and rays
     took = wait_for(lambda: not any(alive(pid, start) for pid, start in {**reapers, **rays}.items()), 5)
     print(f"\nnormal end: reaper and Ray gone {took:.1f}s after the driver exited")
+    shutil.rmtree(f"/tmp/ray_{os.getuid()}_{proc.pid}", ignore_errors=True)

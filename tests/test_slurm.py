@@ -56,6 +56,9 @@ def test_ray_slurm_runs_the_same_sweep_in_one_sbatch_job(cluster, tmp_path):
     table = pd.read_csv(tmp_path / "results/stiny/trials.csv")
     assert len(table) == 4 and set(table.status) == {"completed"}, table[["trial", "status", "reason"]]
     (job,) = set(read_json(tmp_path / "runs/stiny/slurm_jobs.json").values())  # one sbatch job for all four
+    # The dev cluster binds tasks to cores: Ray (and so every trial) sees the job's 2 CPUs, not the 1 core that an
+    # srun without --cpus-per-task gets on Slurm 22.05-23.02.
+    assert {read_json(p)["cpus"] for p in tmp_path.glob("runs/stiny/*/status.json")} == {2}
     state = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job], capture_output=True, text=True)
     assert state.stdout.strip() == "COMPLETED"
     assert "4 to run" in (tmp_path / f"runs/stiny/ray_slurm/{job}.out").read_text()

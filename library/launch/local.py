@@ -15,8 +15,8 @@ import torch
 from ray.tune import Callback
 
 from library.files import read_json, write_json
-from library.tracking import start_shared_service, stop_shared_service
 from library.launch import reaper
+from library.tracking import start_shared_service, stop_shared_service
 from library.train import STATUS, Resources, fit
 
 
