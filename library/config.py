@@ -145,7 +145,19 @@ def _build(cls: type, overrides: dict[str, Any], prefix: str, default: Any = Non
     obj = cls(**kwargs)
     if hasattr(obj, "check"):
         obj.check(prefix)
+    check_across(obj, prefix)
     return obj
+
+
+def check_across(cfg: Any, prefix: str) -> None:
+    """Rules between sections, for any config composed of them (one place, not once per job): a `data.limit`
+    below `train.batch_size` leaves no full batch, and the harness drops the partial one, so no step would run."""
+    data, train = getattr(cfg, "data", None), getattr(cfg, "train", None)
+    limit, batch = getattr(data, "limit", None), getattr(train, "batch_size", None)
+    if isinstance(limit, int) and isinstance(batch, int) and limit:
+        require(limit >= batch, f"{prefix}data.limit", limit,
+                f"at least {prefix}train.batch_size={batch} examples (0 = all); with fewer, no batch is ever full "
+                "and nothing trains")
 
 
 def coerce(key: str, value: Any, kind: type) -> Any:

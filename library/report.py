@@ -493,6 +493,25 @@ def grid_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     return "".join(out)
 
 
+def _epoch(value: Any) -> int | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if math.isfinite(value) else None
+
+
+def samples_epoch(r: pd.Series) -> str:
+    """Which epoch a trial's gallery grid is from (`samples_epoch`, written by library.results): the best epoch's
+    grid where it was saved, else the last evaluated epoch's (as in results written before that column)."""
+    shown, best = _epoch(r.get("samples_epoch")), _epoch(r.get("best_epoch"))
+    if shown is None:
+        return "samples of the last epoch"
+    if shown == best:
+        return f"samples of epoch {shown} (the best)"
+    return f"samples of the last epoch, {shown}" + (f" (no grid of best epoch {best})" if best is not None else "")
+
+
 def gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:
     cells = []
     for _, r in trials.iterrows():
@@ -505,8 +524,9 @@ def gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:
                    f'alt="samples of {e(r["label"])}">')
         else:
             img = '<div class="nosample" style="width:276px;height:276px">no sample grid</div>'
+        shown = f"<br>{e(samples_epoch(r))}" if png else ""
         caption = (f"<b>{e(r['label'])}</b><br>{badge(r['status'])} best {e(sweep.metric)} "
-                   f"<b>{e(fmt(r['score']))}</b><br><span class=\"id\">{e(r['trial'])}</span>")
+                   f"<b>{e(fmt(r['score']))}</b>{shown}<br><span class=\"id\">{e(r['trial'])}</span>")
         cells.append(f'<figure class="cell{" bad" if bad else ""}">{img}<figcaption>{caption}</figcaption></figure>')
     return '<div class="gallery">' + "\n".join(cells) + "</div>" if cells else "<p>No trials.</p>"
 

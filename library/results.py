@@ -39,6 +39,21 @@ def trial_row(trial, run_dir: Path, metric: str) -> dict:
     }
 
 
+def sample_grid(run_dir: Path, best_epoch, last_epoch) -> tuple[Path | None, int | None]:
+    """The sample grid the gallery shows, and the epoch it is from: the best epoch's (samples/epoch_NNNN.png),
+    so that the image matches the score beside it; only where that file is missing, samples.png, the grid of
+    the last evaluated epoch (the newest epoch_NNNN.png, else the trial's last epoch; None if unknown)."""
+    if best_epoch is not None:
+        best = run_dir / "samples" / f"epoch_{int(best_epoch):04d}.png"
+        if best.is_file():
+            return best, int(best_epoch)
+    latest = run_dir / "samples.png"
+    if not latest.is_file():
+        return None, None
+    epochs = [int(p.stem[6:]) for p in (run_dir / "samples").glob("epoch_*.png") if p.stem[6:].isdigit()]
+    return latest, max(epochs) if epochs else (int(last_epoch) if last_epoch else None)
+
+
 def curves(trial, run_dir: Path) -> list[dict]:
     return [{"trial": trial.id, "epoch": entry["epoch"], "metric": k, "value": v}
             for entry in read_json(run_dir / METRICS, []) for k, v in entry.items() if k != "epoch"]
@@ -64,10 +79,12 @@ def collect(sweep, trials, run_root: Path, out_dir: Path) -> pd.DataFrame:
     rows, long = [], []
     for t, current in [*((t, True) for t in trials), *((t, False) for t in earlier)]:
         run_dir = run_root / t.id
-        rows.append({**trial_row(t, run_dir, sweep.metric), "current": current})
+        row = {**trial_row(t, run_dir, sweep.metric), "current": current}
         long += curves(t, run_dir)
-        if (run_dir / "samples.png").exists():
-            atomic_write(out_dir / "samples" / f"{t.id}.png", lambda tmp: shutil.copyfile(run_dir / "samples.png", tmp))
+        grid, row["samples_epoch"] = sample_grid(run_dir, row["best_epoch"], row["epochs"])
+        if grid:
+            atomic_write(out_dir / "samples" / f"{t.id}.png", lambda tmp, grid=grid: shutil.copyfile(grid, tmp))
+        rows.append(row)
     table = pd.DataFrame(rows)
     history = pd.DataFrame(long, columns=["trial", "epoch", "metric", "value"])
     write_frame(table, out_dir / "trials")
@@ -86,7 +103,7 @@ def write_frame(frame: pd.DataFrame, stem: Path) -> None:
 def display_columns(table: pd.DataFrame) -> list[str]:
     """The columns a terminal table shows: no paths, reasons or losses (they are in the files)."""
     return [c for c in table.columns
-            if c not in ("checkpoint", "run_dir", "reason", "mode_collapse") and not c.startswith("loss")]
+            if c not in ("checkpoint", "run_dir", "reason", "mode_collapse", "samples_epoch") and not c.startswith("loss")]
 
 
 def print_summary(table: pd.DataFrame, metric: str, mode: str) -> None:
