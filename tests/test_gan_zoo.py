@@ -40,113 +40,28 @@ def pathmnist_pair(**overrides):
     return build(cfg.model, 64, 3, 9)
 
 
-# Transcribed from report 000 (/work/shared/seeds/000_*.txt, "Generator Architecture" and "Discriminator
-# Architecture": the DCGAN on PathMNIST as it printed G and D), trailing spaces dropped. Data, not our code's output.
-REPORT_000_GENERATOR = """\
-Generator(
-  (project): Linear(in_features=100, out_features=16384, bias=True)
-  (conv1): Sequential(
-    (0): ConvTranspose2d(1024, 512, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)
-    (1): BatchNorm2d(512, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
-    (2): LeakyReLU(negative_slope=0.2, inplace=True)
-  )
-  (conv2): Sequential(
-    (0): ConvTranspose2d(512, 256, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)
-    (1): BatchNorm2d(256, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
-    (2): LeakyReLU(negative_slope=0.2, inplace=True)
-  )
-  (conv3): Sequential(
-    (0): ConvTranspose2d(256, 128, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)
-    (1): BatchNorm2d(128, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
-    (2): LeakyReLU(negative_slope=0.2, inplace=True)
-  )
-  (conv4): Sequential(
-    (0): ConvTranspose2d(128, 3, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)
-    (1): Tanh()
-  )
-)"""
-REPORT_000_DISCRIMINATOR = """\
-Discriminator(
-  (conv1): Sequential(
-    (0): Conv2d(3, 64, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)
-    (1): LeakyReLU(negative_slope=0.2, inplace=True)
-    (2): Dropout2d(p=0.2, inplace=False)
-  )
-  (conv2): Sequential(
-    (0): Conv2d(64, 128, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)
-    (1): BatchNorm2d(128, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
-    (2): LeakyReLU(negative_slope=0.2, inplace=True)
-    (3): Dropout2d(p=0.2, inplace=False)
-  )
-  (conv3): Sequential(
-    (0): Conv2d(128, 256, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)
-    (1): BatchNorm2d(256, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
-    (2): LeakyReLU(negative_slope=0.2, inplace=True)
-    (3): Dropout2d(p=0.2, inplace=False)
-  )
-  (conv4): Sequential(
-    (0): Conv2d(256, 512, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), bias=False)
-    (1): BatchNorm2d(512, eps=1e-05, momentum=0.1, affine=True, track_running_stats=True)
-    (2): LeakyReLU(negative_slope=0.2, inplace=True)
-    (3): Dropout2d(p=0.2, inplace=False)
-  )
-  (final): Conv2d(512, 1, kernel_size=(4, 4), stride=(1, 1), bias=False)
-  (attention): Sequential(
-    (0): Conv2d(256, 1, kernel_size=(1, 1), stride=(1, 1), bias=False)
-    (1): Sigmoid()
-  )
-)"""
-
-
-def listing(model: nn.Module) -> list[str]:
-    # Newer torch prints BatchNorm's (always present, affine) shift as "bias=True"; the report's torch did not.
-    return [line.replace(", affine=True, bias=True,", ", affine=True,") for line in str(model).splitlines()]
-
-
-def test_pathmnist_64px_pair_is_report_000s_listing_module_for_module():
-    g, d = pathmnist_pair(**{"model.attention": "branch"})  # as sweeps/pathmnist_dcgan.py builds its branch trial
-    assert listing(g) == REPORT_000_GENERATOR.splitlines()
-    assert listing(d) == REPORT_000_DISCRIMINATOR.splitlines()
-    # The same counts by hand from the listing: every convolution bias-free, the Linear with a bias.
-    generator = (linear(100, 1024 * 4 * 4)
+def test_pathmnist_64px_pair_has_the_parameter_counts_of_its_layer_list():
+    # DESIGN.md: G = Linear(noise -> 1024*4*4), ConvTranspose 1024->512->256->128->3 (k4 s2 p1, BatchNorm, Tanh);
+    # D = Conv 3->64->128->256->512 (k4 s2 p1, BatchNorm from the 2nd) + Conv(512, 1, k4). Convolutions followed by
+    # batch norm carry no bias (the norm's shift replaces it).
+    generator = (linear(100, 1024 * 4 * 4, bias=False) + batch_norm(1024)
                  + conv(1024, 512, 4, bias=False) + batch_norm(512)
                  + conv(512, 256, 4, bias=False) + batch_norm(256)
                  + conv(256, 128, 4, bias=False) + batch_norm(128)
-                 + conv(128, 3, 4, bias=False))
-    discriminator = (conv(3, 64, 4, bias=False)
+                 + conv(128, 3, 4))
+    discriminator = (conv(3, 64, 4)
                      + conv(64, 128, 4, bias=False) + batch_norm(128)
                      + conv(128, 256, 4, bias=False) + batch_norm(256)
                      + conv(256, 512, 4, bias=False) + batch_norm(512)
-                     + conv(512, 1, 4, bias=False)
-                     + conv(256, 1, 1, bias=False))  # the attention branch on conv3's 256 channels
-    assert (count(g), count(d)) == (generator, discriminator) == (12_672_768, 2_765_824)
-
-    # The sweep's other trial (model.attention=none): the same G, and D without the branch (our choice: the report's
-    # listing does not say which D ran without it).
-    g_none, d_none = pathmnist_pair()
-    assert listing(g_none) == listing(g)
-    assert listing(d_none) == REPORT_000_DISCRIMINATOR.splitlines()[:-5] + [")"]
-    assert count(d_none) == discriminator - conv(256, 1, 1, bias=False) == 2_765_568
+                     + conv(512, 1, 4))
+    g, d = pathmnist_pair()
+    assert (count(g), count(d)) == (generator, discriminator) == (12_658_435, 2_765_633)
+    _, d_branch = pathmnist_pair(**{"model.attention": "branch"})
+    assert count(d_branch) == discriminator + conv(512, 1, 1)  # the 1x1-conv sigmoid attention branch
 
     fake = g(torch.randn(2, 100))
     assert fake.shape == (2, 3, 64, 64) and fake.abs().max() <= 1
-    assert d(fake).shape == d_none(fake).shape == (2,)
-
-
-def test_the_attention_branch_gates_conv3s_feature_map():
-    torch.manual_seed(0)
-    _, d = pathmnist_pair(**{"model.attention": "branch"})
-    d.eval()
-    seen = {}
-    d.attention.register_forward_hook(lambda m, args, out: seen.update(input=args[0], gate=out))
-    d.conv4.register_forward_hook(lambda m, args, out: seen.update(conv4_input=args[0]))
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        d(x)
-        conv3 = d.conv3(d.conv2(d.conv1(x)))
-    assert seen["input"].shape == (2, 256, 8, 8) and torch.equal(seen["input"], conv3)
-    assert seen["gate"].shape == (2, 1, 8, 8) and ((seen["gate"] > 0) & (seen["gate"] < 1)).all()
-    assert torch.allclose(seen["conv4_input"], conv3 * seen["gate"])
+    assert d(fake).shape == d_branch(fake).shape == (2,)
 
 
 VARIANTS = {  # name -> model overrides

@@ -32,7 +32,7 @@ class GANModelConfig:
     """Dropout after each discriminator block."""
     attention: str = "none"
     """dcgan only: none, self (SAGAN self-attention in G and D, at half the image size) or branch (the PathMNIST
-    discriminator's 1x1-conv sigmoid gate on the feature map entering its last block)."""
+    discriminator's 1x1-conv sigmoid gate on its last feature map)."""
     spectral_norm: str = "off"
     """Spectral normalization (Miyato et al. 2018) of the weights: off, d (the discriminator's; replaces its batch
     norm) or both (G's too, as SAGAN does)."""

@@ -30,11 +30,16 @@ class SelfAttention(nn.Module):
         return x + self.gamma * out
 
 
-def attention_branch(channels: int, bias: bool = False) -> nn.Sequential:
+class AttentionBranch(nn.Module):
     """The PathMNIST discriminator's optional branch: a 1x1 conv and a sigmoid give each position a weight in
-    (0, 1); the discriminator multiplies the feature map by it (the gating is in its forward), so D can attend to
-    the informative tissue regions. A plain Sequential, as report 000's listing prints it."""
-    return nn.Sequential(nn.Conv2d(channels, 1, 1, bias=bias), nn.Sigmoid())  # C x h x w -> 1 x h x w
+    (0, 1) that gates the feature map, so D can attend to the informative tissue regions."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.weight = nn.Sequential(nn.Conv2d(channels, 1, 1), nn.Sigmoid())  # C x h x w -> 1 x h x w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight(x)
 
 
 def label_planes(labels: torch.Tensor, num_classes: int, size: int) -> torch.Tensor:
