@@ -76,14 +76,15 @@ def wait_for(predicate, timeout: float, what: str):
 def test_preempted_task_checkpoints_its_step_requeues_resumes_and_ends_like_an_uninterrupted_run(cluster, tmp_path):
     # No periodic checkpoint after epoch 0: what carries the trial over the preemption is the checkpoint that
     # SIGUSR2 asks for at the next step boundary.
+    # 8 epochs: the signal must land while the trial still has epochs to go (about 1 s each here).
     grid = {"optim.beta1": [0.5], "train.checkpoint_every": [1000]}
     reference = tmp_path / "reference"
     reference.mkdir()
-    ref = subprocess.run([sys.executable, str(write_sweep(reference, grid, epochs=5)), "--backend=local"],
+    ref = subprocess.run([sys.executable, str(write_sweep(reference, grid, epochs=8)), "--backend=local"],
                          cwd=reference, capture_output=True, text=True, timeout=300)
     assert ref.returncode == 0, ref.stderr[-2000:]
 
-    path = write_sweep(tmp_path, grid, epochs=5)
+    path = write_sweep(tmp_path, grid, epochs=8)
     sweep_cli(path, "--detach")
     (job,) = read_json(tmp_path / "runs/stiny/slurm_jobs.json").values()
     wait_for(lambda: any(read_json(p).get("epoch", 0) >= 2 for p in tmp_path.glob("runs/stiny/*/status.json")),
@@ -255,7 +256,7 @@ def test_no_progress_decision_stops_requeueing_only_a_requeued_task_stuck_at_its
 def test_ray_slurm_job_signalled_before_its_time_limit_checkpoints_requeues_and_completes(cluster, tmp_path):
     # What Slurm does 90 s before the time limit (--signal=B:USR2@90), sent now: the batch script's trap makes the
     # running trial checkpoint at its next step and requeues the job, which resumes it there.
-    base = {**TINY, "train.epochs": 40, "eval.every": 40, "train.checkpoint_every": 1000}
+    base = {**TINY, "train.epochs": 80, "eval.every": 80, "train.checkpoint_every": 1000}  # ~25 s left at the signal
     path = tmp_path / "rayreq.py"
     path.write_text("from library.sweep import Sweep, main\n"
                     f"main(Sweep(name='rayreq', job='gan', metric='fd_domain', base={base!r}))\n")
