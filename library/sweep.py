@@ -263,9 +263,7 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         if backend != "local":  # what Slurm would refuse fails here, before anything is written
             slurm.check_request(site, sweep.resources)
         else:
-            from library.launch.local import check_fits
-
-            check_fits(sweep.resources, {"CPU": float("inf"), "GPU": torch.cuda.device_count()}, "this machine")
+            sweep.resources.check_fits({"CPU": float("inf"), "GPU": torch.cuda.device_count()}, "this machine")
     except (ConfigError, RuntimeError) as e:
         fail(str(e))
     run_root = (args.runs_dir / sweep.name).resolve()

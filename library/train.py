@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from library.config import parse, to_dict
+from library.config import default_values, identity, parse, to_dict
 from library.files import atomic_write, read_json, write_json
 from library.tracking import Tracker
 
@@ -37,6 +37,7 @@ STOP_REQUEST = "checkpoint_now"
 """A file in the run dir that asks the trial to checkpoint at its next step boundary and end (preemption, the
 time limit's warning signal): what a Slurm task's signal handler and the ray-slurm job's trap write."""
 LOCK = ".train.lock"
+DRIVER_CPU = 0.01  # a multi-worker trial's Tune process only drives its TorchTrainer; Ray refuses {"cpu": 0}
 ENDED = ("completed", "diverged", "stopped", "failed")  # final statuses (stopped: by the sweep's ASHA)
 # "running" is the only other one
 
@@ -51,6 +52,21 @@ class Resources:
     """CPU cores per worker; also its torch thread count."""
     gpus_per_worker: int = 0
     """GPUs per worker (0 = CPU)."""
+
+    def needs(self) -> dict[str, float]:
+        """Ray resources one trial holds at once: its Train workers, and its Tune process's DRIVER_CPU."""
+        workers = max(1, self.workers)
+        return {"CPU": workers * self.cpus_per_worker + (DRIVER_CPU if self.workers else 0),
+                "GPU": workers * self.gpus_per_worker}
+
+    def check_fits(self, available: dict[str, float], where: str = "this Ray cluster") -> None:
+        """Refuse a trial that `available` can never hold: Tune would wait forever, saying so only in ray.log."""
+        for kind, need in self.needs().items():
+            have = available.get(kind, 0)
+            if need > have + 1e-9:
+                raise RuntimeError(f"one trial needs {need:g} {kind} ({max(1, self.workers)} worker(s) x "
+                                   f"{self.cpus_per_worker} CPU, {self.gpus_per_worker} GPU each) but {where} has "
+                                   f"{have:g}: lower --workers-per-trial / --gpus-per-worker, or run where there is more")
 
 
 class Job:
@@ -193,9 +209,7 @@ def claim(run_dir: Path):
     dir, whichever backend started it (a Slurm task and a local sweep must not both resume it). The kernel
     drops the lock when its holder dies, kill -9 included; flock works across NFS clients on Linux."""
     f = open(run_dir / LOCK, "a+")
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    if not try_lock(f):
         f.close()
         return None
     f.truncate(0)
@@ -205,14 +219,19 @@ def claim(run_dir: Path):
 
 
 def holder(run_dir: Path) -> str:
-    """Who holds the run dir's lock ("" when nobody does)."""
+    """Who holds the run dir's lock ("" when nobody does). Only looks: the lock file keeps its last holder's name."""
     if not (run_dir / LOCK).exists():
         return ""
-    lock = claim(run_dir)
-    if lock is not None:
-        lock.close()
-        return ""
-    return (run_dir / LOCK).read_text().strip() or "another process"
+    with open(run_dir / LOCK) as f:  # closing it releases the lock taken just to look
+        return "" if try_lock(f) else f.read().strip() or "another process"
+
+
+def try_lock(f) -> bool:
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def busy_status(run_dir: Path) -> dict[str, Any]:
@@ -551,8 +570,6 @@ def restore(ctx: Context, config: dict) -> dict | None:
     ckpt = load_checkpoint(ctx.run_dir)
     if ckpt is None:
         return None
-    from library.config import default_values, identity
-
     # Only what identifies the trial must match (library.config.identity): run mechanics may differ
     # (--train.keep_checkpoints=3), and a key added to the code since the checkpoint matches where it is at its default.
     defaults = default_values(type(ctx.cfg))

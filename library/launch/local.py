@@ -17,7 +17,7 @@ from ray.tune import Callback
 from library.files import read_json, write_json
 from library.launch import reaper
 from library.tracking import start_shared_service, stop_shared_service
-from library.train import STATUS, Resources, fit
+from library.train import DRIVER_CPU, STATUS, Resources, fit
 
 
 def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict | None = None,
@@ -45,7 +45,7 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict |
                  _temp_dir=reaper.watch(run_root / "ray.log"))  # its own temp dir; killed if this driver dies
     concurrent = max_concurrent or max(1, cpus // per_trial)
     try:
-        check_fits(res, ray.cluster_resources())
+        res.check_fits(ray.cluster_resources())
         trial_resources = tune_resources(res)
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, job=sweep.job, resources=res, tracking=tracking),
@@ -71,32 +71,12 @@ def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict |
             stop_shared_service()
 
 
-DRIVER_CPU = 0.01  # a multi-worker trial's Tune process only drives its TorchTrainer; Ray refuses {"cpu": 0}
-
-
 def tune_resources(res: Resources) -> dict[str, float]:
     """What each Tune trial process holds. In local mode it trains, so it holds the CPUs and GPUs; otherwise
     the Train workers hold them and the trial process needs next to nothing."""
     if res.workers == 0:
         return {"cpu": res.cpus_per_worker, "gpu": res.gpus_per_worker}
     return {"cpu": DRIVER_CPU}
-
-
-def needs(res: Resources) -> dict[str, float]:
-    """Ray resources one trial needs at once (its process and its Train workers)."""
-    workers = max(1, res.workers)
-    return {"CPU": workers * res.cpus_per_worker + (DRIVER_CPU if res.workers else 0),
-            "GPU": workers * res.gpus_per_worker}
-
-
-def check_fits(res: Resources, available: dict[str, float], where: str = "this Ray cluster") -> None:
-    """Refuse a trial that `available` can never hold: Tune would wait forever, saying so only in ray.log."""
-    for kind, need in needs(res).items():
-        have = available.get(kind, 0)
-        if need > have + 1e-9:
-            raise RuntimeError(f"one trial needs {need:g} {kind} ({max(1, res.workers)} worker(s) x "
-                               f"{res.cpus_per_worker} CPU, {res.gpus_per_worker} GPU each) but {where} has {have:g}: "
-                               "lower --workers-per-trial / --gpus-per-worker, or run where there is more")
 
 
 def run_trial(param: dict, job: str, resources: Resources, tracking: dict) -> None:
@@ -155,8 +135,8 @@ class ProgressView(Callback):
         status = read_json(run_dir / STATUS, {})
         best = status.get(f"best_{self.metric}")
         text = status.get("status", "ended without status")
-        if status.get("preempted"):
-            text = f"checkpointed at epoch {status['preempted']['epoch'] + 1}, step {status['preempted']['step']}; resumes later"
+        if at := status.get("preempted"):
+            text = f"checkpointed at epoch {at['epoch'] + 1}, step {at['step']}; resumes later"
         elif text == "running":  # Tune ended a multi-worker trial that had epochs left: its scheduler stopped it
             self.stopped.append(run_dir)
             text = f"stopped early by ASHA after epoch {status.get('epoch')}"

@@ -39,7 +39,7 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
     # srun inherits --cpus-per-task only from Slurm 23.11: without it, CPU binding puts all of Ray on one core.
     srun = 'srun --nodes=1 --ntasks=1 --cpus-per-task=$SLURM_CPUS_PER_TASK -w'
     start = [ray, "start", f"--num-gpus={gpus}", "--temp-dir=$RAY_TMP", "--block"]
-    # Multi-worker trials' Tune processes hold a sliver of a CPU each (library.launch.local.DRIVER_CPU).
+    # Multi-worker trials' Tune processes hold a sliver of a CPU each (library.train.DRIVER_CPU).
     head_cpus = "$((SLURM_CPUS_PER_TASK + 1))" if res.workers else "$SLURM_CPUS_PER_TASK"
     spec = shlex.quote(str(folder / "sweep.json"))
     lines += [
@@ -88,11 +88,10 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
 
 def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict, nodes: int = 1) -> str:
     """Write the sweep's trials and the job script under runs/SWEEP/ray_slurm/, sbatch it, return the job id."""
-    from library.launch.local import check_fits
-
     check_request(site, sweep.resources)
-    check_fits(sweep.resources, {"CPU": float("inf"), "GPU": site.ray_gpus_per_node * nodes},
-               f"the Ray cluster job ({nodes} node(s) x site.ray_gpus_per_node={site.ray_gpus_per_node})")
+    gpus = site.ray_gpus_per_node * nodes
+    sweep.resources.check_fits({"CPU": float("inf"), "GPU": gpus},
+                               f"the Ray cluster job ({nodes} node(s) x site.ray_gpus_per_node={site.ray_gpus_per_node})")
     folder = run_root / FOLDER
     write_json(folder / "sweep.json", {
         "name": sweep.name, "job": sweep.job, "metric": sweep.metric, "mode": sweep.mode, "run_root": str(run_root),
