@@ -339,6 +339,7 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
         if problem:
             status.update(finished_status(state, metric), status="diverged", reason=f"{problem} in epoch {epoch + 1}")
             write_status(ctx, status, state["history"])
+            summarize(tracker, status, metric)  # before the last report: see below
             report(metrics)
             return
         state["history"].append(metrics)
@@ -349,6 +350,8 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
             save_checkpoint(ctx, state, to_dict(cfg))
         status.update(finished_status(state, metric), status="completed" if last else "running")
         write_status(ctx, status, state["history"])
+        if last:  # Ray Tune may end the trial's process once it has the last result: close the W&B run first
+            summarize(tracker, status, metric)
         report(metrics)
 
 
