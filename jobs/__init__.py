@@ -1,1 +1,1 @@
-"""One module per study. Each defines `JOB` (a `library.train.Job`) and runs alone: `python jobs/NAME.py --help`."""
+"""One module per study. Each defines `JOB`, its `library.job.Job` subclass, and runs alone: `python jobs/NAME.py --help`."""

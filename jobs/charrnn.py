@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from library import seeds
 from library.config import TrainConfig, require, section
 from library.data.text import TEXT_DATASETS, load_text, read_text_files
 from library.files import write_text
+from library.job import Context, Job
 from library.models.rnn import CharLM, RNNConfig, sample_chars
-from library.text import CharEmbedConfig, OptimConfig, clip
-from library.train import Context, Job
+from library.sequence import CharEmbedConfig, OptimConfig
 
 CORPORA = [n for n, s in TEXT_DATASETS.items() if s.kind == "corpus"]
 
@@ -84,29 +86,49 @@ def windows(ids: torch.Tensor, seq_len: int) -> torch.Tensor:
     return torch.stack([ids[i * seq_len: i * seq_len + seq_len + 1] for i in range(n)])
 
 
+@dataclass(frozen=True)
+class Corpus:
+    chars: list[str]
+    """The alphabet, id -> character: the whole text's, so a character first seen in the test part is no <unk>."""
+    train: torch.Tensor
+    """Windows of the first part of the text (see `windows`)."""
+    test: torch.Tensor
+    """Windows of the held-out last part."""
+
+
+def split_corpus(cfg: CorpusData) -> Corpus:
+    text = read_corpus(cfg)
+    chars = sorted(set(text))
+    index = {c: i for i, c in enumerate(chars)}
+    ids = torch.tensor([index[c] for c in text])
+    cut = int(len(ids) * (1 - cfg.test_fraction))
+    return Corpus(chars, windows(ids[:cut], cfg.seq_len), windows(ids[cut:], cfg.seq_len))
+
+
 class CharRNNJob(Job):
     name = "charrnn"
     Config = CharRNNConfig
 
-    def primary_metric(self, cfg):
+    @classmethod
+    def primary_metric(cls, cfg):
         return "test_loss", "min"
 
-    def prepare(self, cfg):
+    @classmethod
+    def prepare(cls, cfg):
         require(len(read_corpus(cfg.data)) > 4 * cfg.data.seq_len / cfg.data.test_fraction, "data.seq_len",
                 cfg.data.seq_len, "a window that fits several times into the held-out part of the text")
 
-    def load_data(self, cfg):
-        text = read_corpus(cfg.data)
-        self.chars = sorted(set(text))  # the whole text's: a character first seen in the test part is no <unk>
-        index = {c: i for i, c in enumerate(self.chars)}
-        ids = torch.tensor([index[c] for c in text])
-        cut = int(len(ids) * (1 - cfg.data.test_fraction))
-        self.test = windows(ids[cut:], cfg.data.seq_len)
-        return [windows(ids[:cut], cfg.data.seq_len)]
+    @cached_property
+    def corpus(self) -> Corpus:
+        """This trial's text, read once for load_data, build and evaluate."""
+        return split_corpus(self.cfg.data)
 
-    def build(self, cfg, ctx: Context):
-        lm = CharLM(len(self.chars), cfg.embed.dim, cfg.model)
-        return {"lm": lm}, {"lm": torch.optim.Adam(lm.parameters(), cfg.optim.lr)}
+    def load_data(self):
+        return [self.corpus.train]
+
+    def build(self, ctx: Context):
+        lm = CharLM(len(self.corpus.chars), self.cfg.embed.dim, self.cfg.model)
+        return {"lm": lm}, {"lm": torch.optim.Adam(lm.parameters(), self.cfg.optim.lr)}
 
     def step(self, batch, ctx: Context):
         w = batch[0]
@@ -116,15 +138,16 @@ class CharRNNJob(Job):
             logits, _ = lm(w[:, :-1])
             loss = F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten())
         ctx.backward(loss)
-        clip(ctx, opt)
+        ctx.clip_grad_norm(opt, ctx.cfg.optim.grad_clip)
         ctx.step(opt)
         return {"loss": loss}
 
     def evaluate(self, ctx: Context, final: bool):
         lm = ctx.model("lm")
         total = torch.zeros(2, dtype=torch.float64, device=ctx.device)  # summed loss, characters
-        for idx in ctx.eval_indices(len(self.test)).split(128):
-            w = self.test[idx].to(ctx.device)
+        test = self.corpus.test
+        for idx in ctx.eval_indices(len(test)).split(128):
+            w = test[idx].to(ctx.device)
             with ctx.autocast():
                 logits, _ = lm(w[:, :-1])
             total[0] += F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten(), reduction="sum").double()
@@ -136,15 +159,16 @@ class CharRNNJob(Job):
 
     def write_sample(self, ctx: Context) -> None:
         cfg = ctx.cfg.eval
-        gen = torch.Generator().manual_seed(ctx.cfg.train.seed + 4242)  # the same draws every epoch
-        first = int(self.test[0, 0])
+        gen = torch.Generator().manual_seed(ctx.cfg.train.seed + seeds.TEXT_SAMPLE)  # the same draws every epoch
+        chars = self.corpus.chars
+        first = int(self.corpus.test[0, 0])
         ids = sample_chars(ctx.model("lm"), first, cfg.sample_chars, cfg.temperature, gen)
-        text = self.chars[first] + "".join(self.chars[i] for i in ids)
+        text = chars[first] + "".join(chars[i] for i in ids)
         for name in (f"samples/epoch_{ctx.epoch + 1:04d}.txt", "sample.txt"):
             write_text(ctx.run_dir / name, text)
 
 
-JOB = CharRNNJob()
+JOB = CharRNNJob
 
 if __name__ == "__main__":
     from library.cli import run_job

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import torch
-from torchvision.utils import save_image
 
+from library import seeds
 from library.config import AdamConfig, DataConfig, EvalConfig, TrainConfig, require, section
 from library.data import DATASETS, default_root, load_images
-from library.files import atomic_write
+from library.job import Context, Job
 from library.losses import LOSSES
 from library.metrics import FrechetScorer, metric_name
 from library.models.gan import GANModelConfig, build, interpolation_noise, sample_noise
-from library.train import Context, Job
+from library.pixels import to_float, to_uint8, write_grid
 
 GRID_COLUMNS = 8  # conditional grids: one row per label, this many fixed noise vectors per row
 INTERPOLATION = (4, 8)  # rows (pairs of noise vectors) x steps from one end to the other
@@ -38,31 +39,45 @@ class GANConfig:
                 f"inception for data.name={self.data.name!r}: the domain extractor is a classifier of labelled data")
 
 
-def to_float(images: torch.Tensor) -> torch.Tensor:
-    return images.float() / 127.5 - 1
+def grid_inputs(cfg: GANConfig, num_classes: int, device) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """(noise, labels, images per row) of the progress grid: 16 fixed noise vectors in 4 rows, or for a
+    conditional model one row per label with the same noise vectors in every row (style per column)."""
+    gen = torch.Generator().manual_seed(cfg.train.seed + seeds.SAMPLE_GRID)
+    if not cfg.model.conditional:
+        return sample_noise(cfg.model, 16, "cpu", gen).to(device), None, 4
+    z = sample_noise(cfg.model, GRID_COLUMNS, "cpu", gen).repeat(num_classes, 1)
+    labels = torch.arange(num_classes).repeat_interleave(GRID_COLUMNS)
+    return z.to(device), labels.to(device), GRID_COLUMNS
 
 
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def write_grid(images: torch.Tensor, nrow: int, path: Path) -> None:
-    grid = to_uint8(images).float() / 255
-    atomic_write(path, lambda tmp: save_image(grid, tmp, nrow=nrow, padding=2, format="png"))
+def write_generated(images: torch.Tensor, nrow: int, path: Path) -> None:
+    """A grid of generated images as they are once saved and scored: uint8."""
+    write_grid(to_uint8(images).float() / 255, nrow, path)
 
 
 class GANJob(Job):
     name = "gan"
     Config = GANConfig
-    images = {"samples": "samples.png", "interpolation": "interpolation.png"}
+    images = MappingProxyType({"samples": "samples.png", "interpolation": "interpolation.png"})
 
-    def primary_metric(self, cfg):
+    def __init__(self, cfg: GANConfig) -> None:
+        super().__init__(cfg)
+        # Rank 0's evaluation state, made in build: fixed noise of the two grids, and the scorer (built at the
+        # first evaluation: it loads the real images and the extractor, which training does not need).
+        self.grid: tuple[torch.Tensor, torch.Tensor | None, int] | None = None
+        self.interpolation: tuple[torch.Tensor, torch.Tensor | None, int] | None = None
+        self.frechet: FrechetScorer | None = None
+
+    @classmethod
+    def primary_metric(cls, cfg):
         return metric_name(cfg.eval.extractor), "min"
 
-    def prepare(self, cfg):
-        self.scorer(cfg, "cpu").prepare()
+    @classmethod
+    def prepare(cls, cfg):
+        cls.scorer(cfg, "cpu").prepare()
 
-    def load_data(self, cfg):
+    def load_data(self):
+        cfg = self.cfg
         data = load_images(cfg.data.name, cfg.data.root or None, "train", cfg.data.image_size)
         images, labels = data.images, data.labels
         if cfg.data.limit:  # a fixed random subset: files such as mnist5k are sorted by label
@@ -70,38 +85,30 @@ class GANJob(Job):
             images, labels = images[keep], labels[keep]
         return [images, labels]
 
-    def scorer(self, cfg, device) -> FrechetScorer:
+    @staticmethod
+    def scorer(cfg: GANConfig, device) -> FrechetScorer:
         d = cfg.data
         data = load_images(d.name, d.root or None, "train", d.image_size)
         return FrechetScorer(data.images, data.labels, data.num_classes, f"{d.name}-train-{d.image_size}",
                              cfg.eval.extractor, Path(d.root or default_root()) / "metric_cache", device)
 
-    def build(self, cfg, ctx: Context):
+    def build(self, ctx: Context):
+        cfg = self.cfg
         dataset = DATASETS[cfg.data.name]
         g, d = build(cfg.model, cfg.data.image_size, dataset.channels, dataset.num_classes)
         betas = (cfg.optim.beta1, cfg.optim.beta2)
         opts = {"g": torch.optim.Adam(g.parameters(), cfg.optim.lr, betas),
                 "d": torch.optim.Adam(d.parameters(), cfg.optim.lr, betas)}
         if ctx.rank == 0:  # evaluation noise has its own generators so evaluating never shifts the training RNG
-            self.grid = self.grid_inputs(cfg, dataset.num_classes, ctx.device)
+            self.grid = grid_inputs(cfg, dataset.num_classes, ctx.device)
             rows, steps = INTERPOLATION
-            z = interpolation_noise(cfg.model, rows, steps, torch.Generator().manual_seed(cfg.train.seed + 23456))
+            gen = torch.Generator().manual_seed(cfg.train.seed + seeds.INTERPOLATION)
+            z = interpolation_noise(cfg.model, rows, steps, gen)
             labels = None
             if cfg.model.conditional:  # one label per row
                 labels = (torch.arange(rows).repeat_interleave(steps) % dataset.num_classes).to(ctx.device)
             self.interpolation = (z.to(ctx.device), labels, steps)
-            self._scorer = None
         return {"g": g, "d": d}, opts
-
-    def grid_inputs(self, cfg, num_classes: int, device) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-        """(noise, labels, images per row) of the progress grid: 16 fixed noise vectors in 4 rows, or for a
-        conditional model one row per label with the same noise vectors in every row (style per column)."""
-        gen = torch.Generator().manual_seed(cfg.train.seed + 12345)
-        if not cfg.model.conditional:
-            return sample_noise(cfg.model, 16, "cpu", gen).to(device), None, 4
-        z = sample_noise(cfg.model, GRID_COLUMNS, "cpu", gen).repeat(num_classes, 1)
-        labels = torch.arange(num_classes).repeat_interleave(GRID_COLUMNS)
-        return z.to(device), labels.to(device), GRID_COLUMNS
 
     def step(self, batch, ctx: Context):
         real = to_float(batch[0])
@@ -142,28 +149,28 @@ class GANJob(Job):
         self.write_grids(ctx)
         cfg = ctx.cfg
         g = ctx.model("g")
-        if self._scorer is None:
-            self._scorer = self.scorer(cfg, str(ctx.device))
+        if self.frechet is None:
+            self.frechet = self.scorer(cfg, str(ctx.device))
         n = cfg.eval.final_num_samples if final else cfg.eval.num_samples
-        gen = torch.Generator().manual_seed(cfg.train.seed + 54321)
+        gen = torch.Generator().manual_seed(cfg.train.seed + seeds.SCORED_SAMPLES)
         num_classes = DATASETS[cfg.data.name].num_classes
         fakes = []
         for chunk in torch.arange(n).split(500):  # conditional: every class equally often
             labels = (chunk % num_classes).to(ctx.device) if cfg.model.conditional else None
             fakes.append(to_uint8(g(sample_noise(cfg.model, len(chunk), "cpu", gen).to(ctx.device), labels)).cpu())
-        return self._scorer.score(torch.cat(fakes), final=final)
+        return self.frechet.score(torch.cat(fakes), final=final)
 
     def write_grids(self, ctx: Context) -> None:
         """The progress grid (this epoch's copy and the latest) and the interpolation grid, from fixed noise."""
         g = ctx.model("g")
         z, labels, per_row = self.grid
         for name in (f"samples/epoch_{ctx.epoch + 1:04d}.png", "samples.png"):
-            write_grid(g(z, labels), per_row, ctx.run_dir / name)
+            write_generated(g(z, labels), per_row, ctx.run_dir / name)
         z, labels, per_row = self.interpolation
-        write_grid(g(z, labels), per_row, ctx.run_dir / "interpolation.png")
+        write_generated(g(z, labels), per_row, ctx.run_dir / "interpolation.png")
 
 
-JOB = GANJob()
+JOB = GANJob
 
 if __name__ == "__main__":
     from library.cli import run_job

@@ -14,8 +14,8 @@ import torch
 from library.config import TrainConfig, require, section
 from library.data.text import TEXT_DATASETS, load_text, read_language_folder
 from library.models.rnn import RNNConfig, SequenceClassifier
-from library.text import (CharEmbedConfig, OptimConfig, SequenceClassification, TextEvalConfig, build_vocab,
-                          encode, split_indices)
+from library.data.text_preprocess import build_vocab, encode, split_indices
+from library.sequence import CharEmbedConfig, OptimConfig, SequenceClassification, TextEvalConfig
 
 LANGUAGE_SETS = [n for n, s in TEXT_DATASETS.items() if s.kind == "languages"]
 
@@ -104,14 +104,16 @@ class LangIdJob(SequenceClassification):
     name = "langid"
     Config = LangIdConfig
 
-    def encoded(self, cfg):
+    @classmethod
+    def encoded(cls, cfg):
         return build_dataset(cfg.data)
 
-    def model(self, cfg, encoded):
-        return SequenceClassifier(encoded["vocab_size"], cfg.embed.dim, len(encoded["classes"]), cfg.model)
+    def model(self):
+        d, cfg = self.dataset, self.cfg
+        return SequenceClassifier(d["vocab_size"], cfg.embed.dim, len(d["classes"]), cfg.model)
 
 
-JOB = LangIdJob()
+JOB = LangIdJob
 
 if __name__ == "__main__":
     from library.cli import run_job

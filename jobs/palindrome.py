@@ -4,14 +4,16 @@ The data is generated (seeded), so nothing needs preparing."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
 
+from library import seeds
 from library.config import TrainConfig, require, section
+from library.job import Context, Job
 from library.models.rnn import PALINDROME_CELLS, PalindromeNet
-from library.text import OptimConfig, TextEvalConfig, clip
-from library.train import Context, Job
+from library.sequence import OptimConfig, TextEvalConfig
 
 
 @dataclass(kw_only=True)
@@ -61,16 +63,21 @@ class PalindromeJob(Job):
     name = "palindrome"
     Config = PalindromeConfig
 
-    def primary_metric(self, cfg):
+    @classmethod
+    def primary_metric(cls, cfg):
         return "accuracy", "max"
 
-    def load_data(self, cfg):
-        self.test = palindromes(cfg.data.length, cfg.data.test_size, seed=10_000 + cfg.train.seed)
-        return list(palindromes(cfg.data.length, cfg.data.train_size, seed=cfg.train.seed))
+    @cached_property
+    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.cfg.data
+        return palindromes(d.length, d.test_size, seed=seeds.PALINDROME_TEST + self.cfg.train.seed)
 
-    def build(self, cfg, ctx: Context):
-        net = PalindromeNet(cfg.model.cell, cfg.model.hidden)
-        return {"net": net}, {"net": torch.optim.Adam(net.parameters(), cfg.optim.lr)}
+    def load_data(self):
+        return list(palindromes(self.cfg.data.length, self.cfg.data.train_size, seed=self.cfg.train.seed))
+
+    def build(self, ctx: Context):
+        net = PalindromeNet(self.cfg.model.cell, self.cfg.model.hidden)
+        return {"net": net}, {"net": torch.optim.Adam(net.parameters(), self.cfg.optim.lr)}
 
     def step(self, batch, ctx: Context):
         seq, last = batch
@@ -80,7 +87,7 @@ class PalindromeJob(Job):
             logits = net(seq)
             loss = F.cross_entropy(logits.float(), last)
         ctx.backward(loss)
-        clip(ctx, opt)
+        ctx.clip_grad_norm(opt, ctx.cfg.optim.grad_clip)
         ctx.step(opt)
         return {"loss": loss, "train_accuracy": (logits.argmax(1) == last).float().mean()}
 
@@ -95,7 +102,7 @@ class PalindromeJob(Job):
         return {"accuracy": correct / seen, "eval_samples": seen}
 
 
-JOB = PalindromeJob()
+JOB = PalindromeJob
 
 if __name__ == "__main__":
     from library.cli import run_job

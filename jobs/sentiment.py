@@ -13,8 +13,9 @@ from library.config import TrainConfig, require, section
 from library.data import default_root
 from library.data.text import TEXT_DATASETS, load_text
 from library.models.rnn import RNNConfig, SequenceClassifier
-from library.text import (OptimConfig, PreprocessConfig, SequenceClassification, TextEvalConfig, build_vocab,
-                          cache_key, cached, embedding_matrix, encode, pipeline, split_indices, train_word2vec)
+from library.data.text_preprocess import (PreprocessConfig, build_vocab, cache_key, cached, embedding_matrix, encode,
+                                          pipeline, split_indices, train_word2vec)
+from library.sequence import OptimConfig, SequenceClassification, TextEvalConfig
 
 LABELLED = [n for n, s in TEXT_DATASETS.items() if s.kind == "labelled"]
 
@@ -119,25 +120,27 @@ class SentimentJob(SequenceClassification):
     name = "sentiment"
     Config = SentimentConfig
 
-    def encoded(self, cfg):
+    @classmethod
+    def encoded(cls, cfg):
         root = Path(cfg.data.root or default_root())
         settings = {"data": vars(cfg.data) | {"root": ""}, "text": vars(cfg.text),
                     "embed": vars(cfg.embed) | {"freeze": None}, "format": 1}  # freezing is the model's business
         return cached(root / "text_cache" / f"sentiment-{cache_key(settings)}.pt", lambda: build_dataset(cfg, root))
 
-    def prepare(self, cfg):
-        d = self.encoded(cfg)
+    @classmethod
+    def prepare(cls, cfg):
+        d = cls.encoded(cfg)
         coverage = f", {d['embedding_coverage']} with a {cfg.embed.source} vector" if "vectors" in d else ""
         print(f"sentiment: {len(d['train_labels'])} training / {len(d['test_labels'])} held-out texts, "
               f"vocabulary {d['vocab_size']}{coverage}")
 
-    def model(self, cfg, encoded):
-        vectors = encoded.get("vectors")
-        return SequenceClassifier(encoded["vocab_size"], cfg.embed.dim, len(encoded["classes"]), cfg.model,
-                                  vectors, cfg.embed.freeze)
+    def model(self):
+        d, cfg = self.dataset, self.cfg
+        return SequenceClassifier(d["vocab_size"], cfg.embed.dim, len(d["classes"]), cfg.model, d.get("vectors"),
+                                  cfg.embed.freeze)
 
 
-JOB = SentimentJob()
+JOB = SentimentJob
 
 if __name__ == "__main__":
     from library.cli import run_job

@@ -4,16 +4,17 @@ Run alone: `python jobs/vae.py --help`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from functools import cached_property
+from types import MappingProxyType
 
 import torch
-from torchvision.utils import save_image
 
+from library import seeds
 from library.config import AdamConfig, DataConfig, TrainConfig, require, section
 from library.data import DATASETS, load_images
-from library.files import atomic_write
+from library.job import Context, Job
 from library.models.vae import VAE, VAEModelConfig, interpolate, vae_loss
-from library.train import Context, Job
+from library.pixels import write_grid
 
 HELD_OUT = 0.1  # share of the train split held out for the test loss when a dataset has no test split
 SAMPLES = 64  # sample grid: 8 x 8 decoded draws of z ~ N(0, I)
@@ -53,29 +54,37 @@ def splits(cfg: VAEConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return train, test
 
 
-def write_grid(images: torch.Tensor, nrow: int, path: Path) -> None:
-    atomic_write(path, lambda tmp: save_image(images.float().cpu(), tmp, nrow=nrow, padding=2, format="png"))
-
-
 class VAEJob(Job):
     name = "vae"
     Config = VAEConfig
-    images = {"samples": "samples.png", "interpolation": "interpolation.png"}
+    images = MappingProxyType({"samples": "samples.png", "interpolation": "interpolation.png"})
 
-    def primary_metric(self, cfg):
+    def __init__(self, cfg: VAEConfig) -> None:
+        super().__init__(cfg)
+        self.held_out: torch.Tensor | None = None  # the held-out images on the trial's device, from build
+
+    @classmethod
+    def primary_metric(cls, cfg):
         return "test_loss", "min"
 
-    def prepare(self, cfg):
+    @classmethod
+    def prepare(cls, cfg):
         splits(cfg)  # a missing dataset fails here, with its prepare command, before any trial starts
 
-    def load_data(self, cfg):
-        return [splits(cfg)[0]]
+    @cached_property
+    def data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This trial's (train, held-out) images, read once for load_data and build."""
+        return splits(self.cfg)
 
-    def build(self, cfg, ctx: Context):
+    def load_data(self):
+        return [self.data[0]]
+
+    def build(self, ctx: Context):
+        cfg = self.cfg
         spec = DATASETS[cfg.data.name]
         shape = (spec.channels, cfg.data.image_size, cfg.data.image_size)
         vae = VAE(shape, cfg.model.hidden, cfg.model.latent_dim)
-        self.held_out = splits(cfg)[1].to(ctx.device)
+        self.held_out = self.data[1].to(ctx.device)
         return {"vae": vae}, {"vae": torch.optim.Adam(vae.parameters(), cfg.optim.lr, (cfg.optim.beta1, cfg.optim.beta2))}
 
     def step(self, batch, ctx: Context):
@@ -105,7 +114,7 @@ class VAEJob(Job):
         return {"test_loss": (mse + kl) / n, "test_mse": mse / n, "test_kl": kl / n}
 
     def write_grids(self, vae: VAE, ctx: Context) -> None:
-        gen = torch.Generator().manual_seed(ctx.cfg.train.seed + 12345)
+        gen = torch.Generator().manual_seed(ctx.cfg.train.seed + seeds.SAMPLE_GRID)
         z = torch.randn(SAMPLES, vae.latent_dim, generator=gen).to(ctx.device)
         for name in (f"samples/epoch_{ctx.epoch + 1:04d}.png", "samples.png"):
             write_grid(vae.decode(z), 8, ctx.run_dir / name)
@@ -114,7 +123,7 @@ class VAEJob(Job):
         write_grid(vae.decode(interpolate(ends[0::2], ends[1::2], steps)), steps, ctx.run_dir / "interpolation.png")
 
 
-JOB = VAEJob()
+JOB = VAEJob
 
 if __name__ == "__main__":
     from library.cli import run_job

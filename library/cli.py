@@ -6,6 +6,11 @@ import sys
 from pathlib import Path
 
 from library.config import ConfigError, flat_fields, parse, to_dict
+from library.job import load_job
+from library.resources import Resources
+from library.tracking import DEFAULT_PROJECT, wandb_mode
+from library.train import fit
+from library.trial import trial_id
 
 
 def config_help(cls: type) -> str:
@@ -33,10 +38,6 @@ def fail(message: str) -> None:
 
 def run_job(name: str) -> None:
     """Entry point of `python jobs/NAME.py`: one trial, trained through the harness."""
-    from library.sweep import trial_id
-    from library.tracking import wandb_mode
-    from library.train import Resources, fit, load_job
-
     job = load_job(name)
     parser = argparse.ArgumentParser(
         prog=f"python jobs/{name}.py", description=f"Train the {name} job once through the Ray Train harness.",
@@ -53,7 +54,7 @@ def run_job(name: str) -> None:
     run_dir = args.run_dir or Path("runs") / name / trial_id(job, config)
     print(f"{name}: run dir {run_dir}\n" + "\n".join(f"  {k} = {v!r}" for k, v in config.items()))
     job.prepare(cfg)
-    tracking = {"project": "dl-studies", "group": name, "job_type": name, "mode": wandb_mode()}
+    tracking = {"project": DEFAULT_PROJECT, "group": name, "job_type": name, "mode": wandb_mode()}
     status = fit(name, config, run_dir, Resources(workers=args.workers, gpus_per_worker=args.gpus_per_worker),
                  tracking=tracking)
     print(f"{name}: {status['status']} after {status.get('epoch', 0)} epochs; final {status.get('final', {})}")

@@ -1,6 +1,8 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+"""Atomic file writes (a reader sees the old file or the new one, never half of either), and files built once
+by whichever of several concurrent processes comes first."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
@@ -43,3 +45,16 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return default
+
+
+def build_once(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """`path`, made first by `write(tmp)` (as in atomic_write) unless it exists. Concurrent processes (trials
+    sharing a cache) queue on a lock file beside it; all but the first then find the file and skip the work."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.exists():
+                atomic_write(path, write)
+    return path

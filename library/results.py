@@ -6,23 +6,24 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import pandas as pd
 
+from library.checkpoint import CHECKPOINTS, load_checkpoint
 from library.files import atomic_write, read_json, write_json
 from library.metrics.coverage import detect_mode_collapse
-from library.train import CHECKPOINTS, METRICS, STATUS, load_checkpoint
+from library.sweep import RECORD, Sweep
+from library.trial import METRICS, STATUS, Status, Trial, read_status
 
 
-def trial_row(trial, run_dir: Path, metric: str) -> dict:
-    status = read_json(run_dir / STATUS, {})
+def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:
+    status = read_status(run_dir)
     final = status.get("final", {})
     history = read_json(run_dir / METRICS, [])
     checkpoints = sorted((run_dir / CHECKPOINTS).glob("epoch_*.pt"))
     return {
         "trial": trial.id, **trial.params,
-        "status": status.get("status", "not run"),
+        "status": status.get("status", Status.NOT_RUN),
         "reason": (status.get("reason") or "").split("\n")[0],
         "epochs": status.get("epoch", 0),
         metric: final.get(metric),
@@ -54,12 +55,12 @@ def sample_grid(run_dir: Path, best_epoch, last_epoch) -> tuple[Path | None, int
     return latest, max(epochs) if epochs else (int(last_epoch) if last_epoch else None)
 
 
-def curves(trial, run_dir: Path) -> list[dict]:
+def curves(trial: Trial, run_dir: Path) -> list[dict]:
     return [{"trial": trial.id, "epoch": entry["epoch"], "metric": k, "value": v}
             for entry in read_json(run_dir / METRICS, []) for k, v in entry.items() if k != "epoch"]
 
 
-def earlier_trials(sweep, current: set[str], run_root: Path) -> list[SimpleNamespace]:
+def earlier_trials(sweep: Sweep, current: set[str], run_root: Path) -> list[Trial]:
     """Trials of earlier runs of this sweep (another grid, or one narrowed by an override): the run dirs under
     run_root outside `current` that hold a checkpoint or a status; their params are read from the config stored
     in the latest readable checkpoint (None where there is none)."""
@@ -68,11 +69,11 @@ def earlier_trials(sweep, current: set[str], run_root: Path) -> list[SimpleNames
         if not any((run_dir / CHECKPOINTS).glob("epoch_*.pt")) and not (run_dir / STATUS).exists():
             continue  # not a trial's run dir (Slurm logs, Ray's files), or a trial that never started
         config = (load_checkpoint(run_dir) or {}).get("config", {})
-        found.append(SimpleNamespace(id=run_dir.name, params={k: config.get(k) for k in sweep.params}))
+        found.append(Trial(run_dir.name, {k: config.get(k) for k in sweep.params}, config))
     return found
 
 
-def collect(sweep, trials, run_root: Path, out_dir: Path) -> pd.DataFrame:
+def collect(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) -> pd.DataFrame:
     """One row per trial: this invocation's (current=True), then those of earlier runs of this sweep still under
     run_root (current=False), so that no finished row is ever dropped from the table."""
     earlier = earlier_trials(sweep, {t.id for t in trials}, run_root)
@@ -89,9 +90,7 @@ def collect(sweep, trials, run_root: Path, out_dir: Path) -> pd.DataFrame:
     history = pd.DataFrame(long, columns=["trial", "epoch", "metric", "value"])
     write_frame(table, out_dir / "trials")
     write_frame(history, out_dir / "curves")
-    write_json(out_dir / "sweep.json", {"name": sweep.name, "job": sweep.job, "metric": sweep.metric,
-                                        "mode": sweep.mode, "params": sweep.params, "base": sweep.base,
-                                        "project": sweep.project})
+    write_json(out_dir / RECORD, sweep.record())
     return table
 
 

@@ -9,7 +9,6 @@ write it anywhere.
 from __future__ import annotations
 
 import hashlib
-import netrc
 import os
 import re
 import threading
@@ -17,16 +16,40 @@ from pathlib import Path
 from typing import Any
 
 
+DEFAULT_PROJECT = "dl-studies"  # the W&B project of every trial's run, from a sweep or a single `jobs/NAME.py`
+
+
+def wandb_logged_in() -> bool:
+    """Whether there are W&B credentials here for the W&B server this machine is set up for, looked up where
+    wandb.init looks: WANDB_API_KEY or WANDB_IDENTITY_TOKEN_FILE, else the netrc entry (file $NETRC or ~/.netrc) of
+    the server that WANDB_BASE_URL or wandb's settings files name (`wandb login --host URL` writes it there).
+    Checks that a key exists and reads it no further; never touches the network."""
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    import wandb
+    from wandb.errors import AuthenticationError
+    from wandb.sdk.lib.wbauth import read_netrc_auth
+
+    try:
+        # wandb's own default and settings files name the server, not a host name of ours that would go stale: in
+        # wandb 0.31 the default is https://api.forge.coreweave.com, which also accepts the api.wandb.ai netrc entry.
+        settings = wandb.Settings(silent=True)
+        config_dir = Path(os.environ.get("WANDB_CONFIG_DIR") or "~/.config/wandb").expanduser()
+        settings.settings_system = str(config_dir / "settings")
+        settings.update_from_system_settings()
+        if os.environ.get("WANDB_BASE_URL"):
+            settings.base_url = os.environ["WANDB_BASE_URL"]
+        return bool(read_netrc_auth(host=settings.base_url))
+    except (AuthenticationError, ValueError):  # a malformed key or server URL, which wandb.init refuses too
+        return False
+
+
 def wandb_mode() -> str:
-    """online when an API key is configured, else offline; WANDB_MODE (online/offline/disabled) wins."""
+    """online when W&B credentials are configured (wandb_logged_in), else offline; WANDB_MODE
+    (online/offline/disabled) wins."""
     if os.environ.get("WANDB_MODE"):
         return os.environ["WANDB_MODE"]
-    if os.environ.get("WANDB_API_KEY"):
-        return "online"
-    try:
-        return "online" if netrc.netrc().authenticators("api.wandb.ai") else "offline"
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return "offline"
+    return "online" if wandb_logged_in() else "offline"
 
 
 def run_id(group: str | None, trial: str) -> str:

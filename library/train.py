@@ -8,155 +8,24 @@ job's `evaluate` writes (sample grids).
 """
 from __future__ import annotations
 
-import fcntl
-import importlib
 import math
-import socket
 import os
-import random
 import time
 import traceback
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
 
-from library.config import default_values, identity, parse, to_dict
-from library.files import atomic_write, read_json, write_json
+from library.checkpoint import restore, save_best, save_checkpoint, seed_everything
+from library.config import parse, to_dict
+from library.files import write_json
+from library.job import Context, Job, load_job
+from library.resources import Resources
 from library.tracking import Tracker
-
-STATUS = "status.json"
-METRICS = "metrics.json"
-CHECKPOINTS = "checkpoints"
-BEST = "best.pt"
-STOP_REQUEST = "checkpoint_now"
-"""A file in the run dir that asks the trial to checkpoint at its next step boundary and end (preemption, the
-time limit's warning signal): what a Slurm task's signal handler and the ray-slurm job's trap write."""
-LOCK = ".train.lock"
-DRIVER_CPU = 0.01  # a multi-worker trial's Tune process only drives its TorchTrainer; Ray refuses {"cpu": 0}
-ENDED = ("completed", "diverged", "stopped", "failed")  # final statuses (stopped: by the sweep's ASHA)
-# "running" is the only other one
-
-
-@dataclass(kw_only=True)
-class Resources:
-    """What one trial runs on. Not part of the trial's identity: the same trial may run on other hardware."""
-
-    workers: int = 0
-    """Ray Train workers (DDP ranks); 0 runs the loop in the calling process (Ray Train's local mode)."""
-    cpus_per_worker: int = 1
-    """CPU cores per worker; also its torch thread count."""
-    gpus_per_worker: int = 0
-    """GPUs per worker (0 = CPU)."""
-
-    def needs(self) -> dict[str, float]:
-        """Ray resources one trial holds at once: its Train workers, and its Tune process's DRIVER_CPU."""
-        workers = max(1, self.workers)
-        return {"CPU": workers * self.cpus_per_worker + (DRIVER_CPU if self.workers else 0),
-                "GPU": workers * self.gpus_per_worker}
-
-    def check_fits(self, available: dict[str, float], where: str = "this Ray cluster") -> None:
-        """Refuse a trial that `available` can never hold: Tune would wait forever, saying so only in ray.log."""
-        for kind, need in self.needs().items():
-            have = available.get(kind, 0)
-            if need > have + 1e-9:
-                raise RuntimeError(f"one trial needs {need:g} {kind} ({max(1, self.workers)} worker(s) x "
-                                   f"{self.cpus_per_worker} CPU, {self.gpus_per_worker} GPU each) but {where} has "
-                                   f"{have:g}: lower --workers-per-trial / --gpus-per-worker, or run where there is more")
-
-
-class Job:
-    """What a study supplies. Subclasses set `name` and `Config` and implement the methods."""
-
-    name: str
-    Config: type
-    images: dict[str, str] = {}
-    """W&B key -> image file (relative to the run dir) that `evaluate` writes; logged after each evaluation."""
-
-    def primary_metric(self, cfg) -> tuple[str, str]:
-        """(metric, "min" or "max") that picks the best epoch."""
-        raise NotImplementedError
-
-    def prepare(self, cfg) -> None:
-        """Login-node work before any trial starts: check the dataset is ready, build metric caches."""
-
-    def load_data(self, cfg) -> list[torch.Tensor]:
-        """The whole training set as tensors with the sample index first; the harness shards and batches it."""
-        raise NotImplementedError
-
-    def build(self, cfg, ctx: Context) -> tuple[dict[str, nn.Module], dict[str, torch.optim.Optimizer]]:
-        """Models (on ctx.device, not yet DDP-wrapped) and their optimizers."""
-        raise NotImplementedError
-
-    def step(self, batch: list[torch.Tensor], ctx: Context) -> dict[str, torch.Tensor]:
-        """One training step on this rank's batch; returns scalar tensors (names starting with `loss` are guarded)."""
-        raise NotImplementedError
-
-    def evaluate(self, ctx: Context, final: bool) -> dict[str, float]:
-        """Every `eval.every` epochs, on every rank (models in eval mode, no grad): scores, and artifacts written
-        under ctx.run_dir by rank 0. Rank 0's scores are the trial's. To evaluate a set in parallel, take
-        `ctx.eval_indices(n)` on each rank and combine counts with `ctx.sum_over_ranks`; a job that scores on
-        rank 0 alone returns {} elsewhere."""
-        return {}
-
-
-def load_job(name: str) -> Job:
-    try:
-        module = importlib.import_module(f"jobs.{name}")
-    except ModuleNotFoundError as e:
-        if e.name not in (f"jobs.{name}", "jobs"):
-            raise
-        available = sorted(p.stem for p in Path(importlib.import_module("jobs").__path__[0]).glob("[!_]*.py"))
-        raise ValueError(f"unknown job {name!r}; available jobs: {', '.join(available)}") from None
-    return module.JOB
-
-
-@dataclass
-class Context:
-    """What a job's step and evaluate see of the harness."""
-
-    cfg: Any
-    run_dir: Path
-    rank: int
-    world_size: int
-    device: torch.device
-    amp_dtype: torch.dtype | None
-    scaler: torch.amp.GradScaler
-    epoch: int = 0
-    models: dict[str, nn.Module] = field(default_factory=dict)
-    optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
-
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None)
-
-    def backward(self, loss: torch.Tensor) -> None:
-        self.scaler.scale(loss).backward()
-
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        # update() after every optimizer step, not once per harness step: GradScaler refuses a second step() of
-        # one optimizer before update(), and a GAN steps its discriminator d_steps times per step.
-        self.scaler.step(optimizer)
-        self.scaler.update()
-
-    def eval_indices(self, n: int) -> torch.Tensor:
-        """This rank's part of an n-sample evaluation set: disjoint, together exactly 0..n-1 (no padding)."""
-        return torch.arange(self.rank, n, self.world_size)
-
-    def sum_over_ranks(self, t: torch.Tensor) -> torch.Tensor:
-        """Elementwise sum of `t` over all ranks (every rank gets it)."""
-        if self.world_size > 1:
-            t = t.clone()
-            dist.all_reduce(t)
-        return t
-
-    def model(self, name: str) -> nn.Module:
-        """The model without its torch.compile and DDP wrappers (for evaluation and saving)."""
-        m = getattr(self.models[name], "_orig_mod", self.models[name])
-        return m.module if isinstance(m, nn.parallel.DistributedDataParallel) else m
+from library.trial import METRICS, STOP_REQUEST, Status, claim, holder, mark, read_status, write_status
 
 
 # ------------------------------------------------------------------------------------------ the driver side
@@ -195,49 +64,16 @@ def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resou
     try:
         trainer.fit()
     except Exception as e:  # the trial is recorded as failed; the sweep goes on
-        status = read_json(run_dir / STATUS, {})
-        if not status.get("preempted"):  # a preempted trial saved its position and resumes later
-            status.update(status="failed", reason=failure_reason(e))
-            write_json(run_dir / STATUS, status)
+        if not read_status(run_dir).get("preempted"):  # a preempted trial saved its position and resumes later
+            mark(run_dir, Status.FAILED, failure_reason(e))
     finally:
         lock.close()
-    return read_json(run_dir / STATUS)
-
-
-def claim(run_dir: Path):
-    """The run dir's lock (an open file), or None when another process trains this trial: one writer per run
-    dir, whichever backend started it (a Slurm task and a local sweep must not both resume it). The kernel
-    drops the lock when its holder dies, kill -9 included; flock works across NFS clients on Linux."""
-    f = open(run_dir / LOCK, "a+")
-    if not try_lock(f):
-        f.close()
-        return None
-    f.truncate(0)
-    f.write(f"{socket.gethostname()} pid {os.getpid()} slurm job {os.environ.get('SLURM_JOB_ID', '-')}\n")
-    f.flush()
-    return f
-
-
-def holder(run_dir: Path) -> str:
-    """Who holds the run dir's lock ("" when nobody does). Only looks: the lock file keeps its last holder's name."""
-    if not (run_dir / LOCK).exists():
-        return ""
-    with open(run_dir / LOCK) as f:  # closing it releases the lock taken just to look
-        return "" if try_lock(f) else f.read().strip() or "another process"
-
-
-def try_lock(f) -> bool:
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
+    return read_status(run_dir)
 
 
 def busy_status(run_dir: Path) -> dict[str, Any]:
     """What fit() returns, without training or writing anything, for a trial that another process trains."""
-    status = read_json(run_dir / STATUS, {})
-    return {**status, "busy": f"trained by {holder(run_dir) or 'another process'}"}
+    return {**read_status(run_dir), "busy": f"trained by {holder(run_dir) or 'another process'}"}
 
 
 class Preempted(Exception):
@@ -257,21 +93,22 @@ def failure_reason(e: BaseException) -> str:
 
 def train_loop(loop_config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker (or in-process in local mode)."""
-    job = load_job(loop_config["job"])
-    cfg = parse(job.Config, loop_config["config"])
+    job_class = load_job(loop_config["job"])
+    cfg = parse(job_class.Config, loop_config["config"])
     torch.set_num_threads(loop_config["threads"])
     ctx = make_context(cfg, Path(loop_config["run_dir"]), loop_config["gpu"])
     report = make_reporter(loop_config["report_to"])
-    metric, mode = job.primary_metric(cfg)
+    metric, mode = job_class.primary_metric(cfg)
 
     seed_everything(cfg.train.seed + ctx.rank)  # before build: the initial weights come from the seed too
-    data = [to_device(t, ctx) for t in job.load_data(cfg)]
-    models, ctx.optimizers = job.build(cfg, ctx)
+    job = job_class(cfg)
+    data = [to_device(t, ctx) for t in job.load_data()]
+    models, ctx.optimizers = job.build(ctx)
     ctx.models = {k: place_model(m, ctx) for k, m in models.items()}
     state = restore(ctx, to_dict(cfg)) or {"epoch": 0, "history": [], "best": None, "elapsed_s": 0.0}
     tracker = Tracker(loop_config["tracking"] if ctx.rank == 0 else None, ctx.run_dir.name, to_dict(cfg), ctx.run_dir)
     position = state.get("position") or {}
-    status = {"status": "running", "reason": "", "metric": metric, "mode": mode,
+    status = {"status": Status.RUNNING, "reason": "", "metric": metric, "mode": mode,
               "startup_s": round(time.time() - loop_config["launched_at"], 2), "first_step_at": time.time(),
               "workers": ctx.world_size, "cpus": len(os.sched_getaffinity(0)), "resumed_from_epoch": state["epoch"],
               "resumed_from": {"epoch": state["epoch"], "step": position.get("step", 0)}}
@@ -286,10 +123,10 @@ def train_loop(loop_config: dict[str, Any]) -> None:
             raise
         # Ray Tune ends a trial its scheduler stops (ASHA) by raising SystemExit from tune.report, also after the
         # last epoch: the trial is stopped or completed, not failed, and its W&B run gets its summary.
-        if status["status"] == "running":
-            status.update(status="stopped", reason=f"stopped early by ASHA after epoch {state['epoch']}: behind "
+        if status["status"] == Status.RUNNING:
+            status.update(status=Status.STOPPED, reason=f"stopped early by ASHA after epoch {state['epoch']}: behind "
                                                    "the other trials at that rung")
-            write_status(ctx, status, state["history"])
+            record(ctx, status, state["history"])
         summarize(tracker, status, metric)
         raise
     except BaseException:
@@ -308,8 +145,8 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
     metric, mode = status["metric"], status["mode"]
     started = time.time() - state["elapsed_s"]
     if state["epoch"] >= cfg.train.epochs:  # finished before; nothing to redo
-        status.update(finished_status(state, metric), status="completed")
-        write_status(ctx, status, state["history"])
+        status.update(finished_status(state, metric), status=Status.COMPLETED)
+        record(ctx, status, state["history"])
         return
 
     position = state.pop("position", None)  # resumed mid-epoch: where the interrupted epoch stood
@@ -322,7 +159,7 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
             state["elapsed_s"] = round(time.time() - started, 2)
             save_checkpoint(ctx, {**state, "position": stop.args[0]}, to_dict(cfg))
             status.update(preempted={"epoch": epoch, "step": stop.args[0]["step"]})
-            write_status(ctx, status, state["history"])
+            record(ctx, status, state["history"])
             raise
         position = None
         evaluated = last or (epoch + 1) % cfg.eval.every == 0
@@ -337,8 +174,8 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
 
         problem = divergence(metrics, metric, cfg.train.max_loss)
         if problem:
-            status.update(finished_status(state, metric), status="diverged", reason=f"{problem} in epoch {epoch + 1}")
-            write_status(ctx, status, state["history"])
+            status.update(finished_status(state, metric), status=Status.DIVERGED, reason=f"{problem} in epoch {epoch + 1}")
+            record(ctx, status, state["history"])
             summarize(tracker, status, metric)  # before the last report: see below
             report(metrics)
             return
@@ -348,8 +185,8 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
             save_best(ctx)
         if last or (epoch + 1) % cfg.train.checkpoint_every == 0:
             save_checkpoint(ctx, state, to_dict(cfg))
-        status.update(finished_status(state, metric), status="completed" if last else "running")
-        write_status(ctx, status, state["history"])
+        status.update(finished_status(state, metric), status=Status.COMPLETED if last else Status.RUNNING)
+        record(ctx, status, state["history"])
         if last:  # Ray Tune may end the trial's process once it has the last result: close the W&B run first
             summarize(tracker, status, metric)
         report(metrics)
@@ -501,94 +338,11 @@ def finished_status(state: dict, metric: str) -> dict[str, Any]:
             f"best_{metric}": best.get("value"), "best_epoch": best.get("epoch")}
 
 
-def write_status(ctx: Context, status: dict[str, Any], history: list[dict]) -> None:
+def record(ctx: Context, status: dict[str, Any], history: list[dict]) -> None:
+    """Rank 0 writes the trial's epoch history and status."""
     if ctx.rank == 0:
         write_json(ctx.run_dir / METRICS, history)
-        write_json(ctx.run_dir / STATUS, status)
+        write_status(ctx.run_dir, status)
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def rng_state(device: torch.device) -> dict[str, Any]:
-    """This process's RNG states, in a form `torch.load(weights_only=True)` accepts. Of the GPUs, only the rank's
-    own device: a resumed run may see another number of GPUs, and its rank uses one of them."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "python": random.getstate(),
-            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-
-
-def set_rng_state(state: dict[str, Any], device: torch.device) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    if isinstance(state.get("cuda"), torch.Tensor) and device.type == "cuda":  # saved on a GPU, resumed on one
-        torch.cuda.set_rng_state(state["cuda"], device)
-
-
-def save_checkpoint(ctx: Context, state: dict, config: dict) -> None:
-    rngs = [None] * ctx.world_size
-    if ctx.world_size > 1:
-        dist.all_gather_object(rngs, rng_state(ctx.device))
-    else:
-        rngs = [rng_state(ctx.device)]
-    if ctx.rank != 0:
-        return
-    payload = {"models": {k: ctx.model(k).state_dict() for k in ctx.models},
-               "optimizers": {k: o.state_dict() for k, o in ctx.optimizers.items()},
-               "scaler": ctx.scaler.state_dict(), "rng": rngs, "config": config, **state}
-    folder = ctx.run_dir / CHECKPOINTS
-    # A mid-epoch checkpoint (preemption) sorts after its epoch's start and before the next epoch's.
-    name = f"epoch_{state['epoch']:05d}" + (f"_step_{state['position']['step']:08d}" if state.get("position") else "")
-    atomic_write(folder / f"{name}.pt", lambda tmp: torch.save(payload, tmp))
-    for old in sorted(folder.glob("epoch_*.pt"))[: -ctx.cfg.train.keep_checkpoints]:
-        old.unlink()
-
-
-def save_best(ctx: Context) -> None:
-    if ctx.rank == 0:
-        models = {k: ctx.model(k).state_dict() for k in ctx.models}
-        atomic_write(ctx.run_dir / BEST, lambda tmp: torch.save({"models": models, "epoch": ctx.epoch + 1}, tmp))
-
-
-def load_checkpoint(run_dir: Path) -> dict | None:
-    """The newest readable checkpoint; a corrupt one is skipped for the one before it."""
-    for path in sorted((run_dir / CHECKPOINTS).glob("epoch_*.pt"), reverse=True):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # truncated or corrupt file: fall back to the previous checkpoint
-            print(f"warning: skipping unreadable checkpoint {path}: {e}")
-    return None
-
-
-def restore(ctx: Context, config: dict) -> dict | None:
-    ckpt = load_checkpoint(ctx.run_dir)
-    if ckpt is None:
-        return None
-    # Only what identifies the trial must match (library.config.identity): run mechanics may differ
-    # (--train.keep_checkpoints=3), and a key added to the code since the checkpoint matches where it is at its default.
-    defaults = default_values(type(ctx.cfg))
-    saved, current = identity(ckpt["config"], defaults), identity(config, defaults)
-    if saved != current:
-        changed = sorted(k for k in saved.keys() | current.keys() if saved.get(k) != current.get(k))
-        raise RuntimeError(f"{ctx.run_dir} holds a checkpoint of a different config (changed: {changed}); "
-                           "refusing to resume it. Use a new run dir or delete the old one.")
-    for k in ctx.models:
-        ctx.model(k).load_state_dict(ckpt["models"][k])
-    for k, o in ctx.optimizers.items():
-        o.load_state_dict(ckpt["optimizers"][k])
-    if ckpt["scaler"] and ctx.scaler.is_enabled():  # saved disabled ({}) or resumed without fp16: a fresh scale
-        ctx.scaler.load_state_dict(ckpt["scaler"])
-    if len(ckpt["rng"]) == ctx.world_size:
-        set_rng_state(ckpt["rng"][ctx.rank], ctx.device)
-    else:  # resumed on another worker count: the run goes on, but is no longer bit-identical
-        seed_everything(ctx.cfg.train.seed + ctx.rank + 7919 * ckpt["epoch"])
-    return {k: ckpt.get(k) for k in ("epoch", "history", "best", "elapsed_s", "position")}

@@ -1,6 +1,7 @@
 """The W&B report of one sweep, built with wandb-workspaces (`wandb_workspaces.reports.v2`).
 
-`report_spec` builds the report offline; `publish` saves it to W&B (online, needs `wandb login`).
+`report_spec` builds the report offline; `publish` saves it to W&B (online, needs `wandb login`), and
+`publish_results` does so for a sweep's results folder (`python -m library.report SWEEP --wandb`).
 The report shows the sweep's runs (W&B group = sweep name): a parallel-coordinates plot of every swept
 param against the best value of the metric, one scatter plot per param, learning curves per epoch, the
 D/G losses, the "samples" images, and a run comparer.
@@ -12,10 +13,13 @@ match nothing; the two small subclasses below write the flat accessor.
 """
 from __future__ import annotations
 
-import os
+from pathlib import Path
 
 import wandb_workspaces.reports.v2 as wr
 from wandb_workspaces import expr
+
+from library.files import read_json
+from library.tracking import wandb_logged_in
 
 MODES = {"min": "lower is better", "max": "higher is better"}
 
@@ -82,22 +86,10 @@ def report_spec(sweep: str, project: str, entity: str | None, metric: str, mode:
         blocks=[wr.P(text=text), wr.PanelGrid(runsets=[runset], panels=panels)])
 
 
-def has_api_key() -> bool:
-    """Whether W&B credentials are configured here (env or netrc); reads no more than that, never the network."""
-    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
-        return True
-    from wandb.sdk.lib.wbauth import read_netrc_auth
-
-    try:
-        return bool(read_netrc_auth(host=os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")))
-    except Exception:  # a malformed entry is no usable key
-        return False
-
-
 def publish(sweep: str, project: str, entity: str | None, metric: str, mode: str, params: list[str],
             job: str) -> str:
     """Save the report online (needs `wandb login`); returns its URL."""
-    if not has_api_key():
+    if not wandb_logged_in():  # fail before wandb.Api() would prompt for a key or wait on the network
         raise RuntimeError("no W&B API key is configured: run `wandb login`, "
                            f"then `python -m library.report {sweep} --wandb`")
     import wandb
@@ -106,3 +98,13 @@ def publish(sweep: str, project: str, entity: str | None, metric: str, mode: str
     report = report_spec(sweep, project, entity, metric, mode, params, job)
     report.save()
     return report.url
+
+
+def publish_results(results_dir: Path, entity: str | None = None) -> str:
+    """Publish the W&B report of the sweep whose results are in results_dir, as its sweep.json describes it;
+    returns the report's URL. Raises RuntimeError saying what to do when no W&B login is configured."""
+    path = Path(results_dir) / "sweep.json"
+    spec = read_json(path)
+    if spec is None:
+        raise RuntimeError(f"{path} does not exist: the W&B report is made from the sweep's results")
+    return publish(spec["name"], spec["project"], entity, spec["metric"], spec["mode"], spec["params"], spec["job"])

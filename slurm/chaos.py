@@ -34,7 +34,7 @@ KINDS = ("scancel", "usr2", "kill-9")
 
 def sweep_text(trials: int) -> str:
     seeds = trials // 4
-    return ("from library.sweep import Sweep, main\n"
+    return ("from library.driver import main\nfrom library.sweep import Sweep\n"
             f"SWEEP = Sweep(name='chaos', job='gan', metric='fd_domain', base={TINY!r},\n"
             f"              grid={{'train.seed': list(range({seeds})), 'optim.beta1': [0.3, 0.5, 0.7, 0.9]}})\n"
             "if __name__ == '__main__':\n"
@@ -102,7 +102,8 @@ def undisturbed(sweep, folder: Path) -> dict[str, dict]:
     """Trial id -> final metrics of the same trials trained straight through, in this process."""
     import logging
 
-    from library.train import Resources, fit
+    from library.resources import Resources
+    from library.train import fit
 
     logging.getLogger("ray").setLevel(logging.WARNING)
     return {t.id: fit(sweep.job, t.config, folder / t.id, Resources())["final"] for t in sweep_trials(sweep)}
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(folder / "code"))
     from library.files import read_json, write_json
     from library.launch import slurm
+    from library.trial import Status, read_status, status_of
 
     assert Path(slurm.__file__).is_relative_to(folder), slurm.__file__
     path = folder / "chaos.py"
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                     state["released"] += 1
             running = [t for t, slurm_state, _ in tasks if slurm_state == "RUNNING"]
             # Most of a tiny task is Python start-up: wait a little for one that is between epochs to hit.
-            training = [t for t in running if trial_status(run_root, trial_of.get(t, "")) == "running"]
+            training = [t for t in running if status_of(run_root / trial_of.get(t, "-")) == Status.RUNNING]
             hunting = time.time() < next_kill + 5 and not training
             if running and time.time() - start < args.chaos_s and time.time() >= next_kill and not hunting:
                 kind, task = rng.choice(KINDS), rng.choice(training or running)
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 next_kill = time.time() + rng.uniform(3, 8)
             if not tasks and not slurm.active_trials(run_root):
                 sweep_cli(path, "--status")
-                done = sum(trial_status(run_root, t.id) == "completed" for t in trials)
+                done = sum(status_of(run_root / t.id) == Status.COMPLETED for t in trials)
                 print(f"[{time.time() - start:5.0f}s] queue empty: {done}/{len(trials)} complete", flush=True)
                 if done == len(trials):
                     break
@@ -191,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.read_csv(folder / "results/chaos/trials.csv")
     lost = len(trials) - int((table.status == "completed").sum())
     mismatched = [t.id for t in trials
-                  if read_json(run_root / t.id / "status.json")["final"] | {"elapsed_s": 0}
+                  if read_status(run_root / t.id)["final"] | {"elapsed_s": 0}
                   != reference[t.id] | {"elapsed_s": 0}]
-    resumed = sum(read_json(run_root / t.id / "status.json").get("resumed_from_epoch", 0) > 0 for t in trials)
+    resumed = sum(read_status(run_root / t.id).get("resumed_from_epoch", 0) > 0 for t in trials)
     summary = {"trials": len(trials), "rows": len(table), "kills": kills, "requeues_released": state["released"],
                "reruns": state["reruns"], "resumed_from_checkpoint": resumed, "rows_lost": lost,
                "mismatches": len(mismatched), "sweep_wall_s": round(chaos_s), "total_wall_s": round(time.time() - start)}
@@ -201,12 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     if mismatched:
         print("differ from the undisturbed run: " + " ".join(mismatched))
     return 0 if lost == 0 and not mismatched and len(table) == len(trials) else 1
-
-
-def trial_status(run_root: Path, trial: str) -> str:
-    from library.files import read_json
-
-    return read_json(run_root / trial / "status.json", {}).get("status", "new")
 
 
 if __name__ == "__main__":

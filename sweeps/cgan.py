@@ -5,7 +5,8 @@ Launch:  python sweeps/cgan.py                  (the 5,000 embedded digits, CPU,
          python sweeps/cgan.py --dataset=fashion_mnist --epochs=20
          python sweeps/cgan.py --dry-run         (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="cgan",

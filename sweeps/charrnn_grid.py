@@ -5,7 +5,8 @@ Launch:  python sweeps/charrnn_grid.py                 (lee_background.cor shipp
          python -m library.data prepare shakespeare && python sweeps/charrnn_grid.py --dataset=shakespeare
          python sweeps/charrnn_grid.py --dry-run       (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="charrnn_grid",

@@ -4,7 +4,8 @@ Launch:  python sweeps/gan_betas.py                  (the 5,000 embedded digits,
          python sweeps/gan_betas.py --dataset=mnist --epochs=20
          python sweeps/gan_betas.py --dry-run         (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="gan_betas",

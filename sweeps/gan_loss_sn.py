@@ -5,7 +5,8 @@ Launch:  python sweeps/gan_loss_sn.py                  (the 5,000 embedded digit
          python sweeps/gan_loss_sn.py --model.loss=hinge    (the hinge loss instead, SN on and off)
          python sweeps/gan_loss_sn.py --dry-run         (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="gan_loss_sn",

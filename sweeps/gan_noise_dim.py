@@ -5,7 +5,8 @@ Launch:  python sweeps/gan_noise_dim.py                  (the 5,000 embedded dig
          python sweeps/gan_noise_dim.py --dataset=mnist --epochs=20
          python sweeps/gan_noise_dim.py --dry-run         (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="gan_noise_dim",

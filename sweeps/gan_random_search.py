@@ -7,7 +7,8 @@ Launch:  python sweeps/gan_random_search.py                 (16 draws on the 5,0
          python sweeps/gan_random_search.py --dry-run       (validate and list the drawn trials)
 """
 from library.search import ASHA, Choice, LogUniform, Uniform
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="gan_random_search",

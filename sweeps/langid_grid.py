@@ -5,7 +5,8 @@ Launch:  python sweeps/langid_grid.py                 (English, Bulgarian, Russi
          python -m library.data prepare names && python sweeps/langid_grid.py --dataset=names
          python sweeps/langid_grid.py --dry-run       (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="langid_grid",

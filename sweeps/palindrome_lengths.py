@@ -5,7 +5,8 @@ Launch:  python sweeps/palindrome_lengths.py                 (generated data, CP
          python sweeps/palindrome_lengths.py --epochs=20
          python sweeps/palindrome_lengths.py --dry-run       (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="palindrome_lengths",

@@ -7,7 +7,8 @@ Launch:  python -m library.data prepare pathmnist --size 64     (once, on a mach
          python sweeps/pathmnist_dcgan.py --gpus-per-worker=1    (a GPU per trial: CPU takes hours an epoch)
          python sweeps/pathmnist_dcgan.py --dry-run              (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="pathmnist_dcgan",

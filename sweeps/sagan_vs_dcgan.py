@@ -5,7 +5,8 @@ Launch:  python sweeps/sagan_vs_dcgan.py                  (the 5,000 embedded di
          python sweeps/sagan_vs_dcgan.py --dataset=pathmnist --data.image_size=64 --epochs=20
          python sweeps/sagan_vs_dcgan.py --dry-run         (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="sagan_vs_dcgan",

@@ -5,7 +5,8 @@ Launch:  python sweeps/sentiment_rnn_types.py                 (200 review senten
          python sweeps/sentiment_rnn_types.py --dry-run       (validate and list the trials)
 Reported on IMDB before: BiLSTM 71.5%, LSTM 69.5%, GRU 54.1%, RNN 50.5% test accuracy.
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="sentiment_rnn_types",

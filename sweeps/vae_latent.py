@@ -4,7 +4,8 @@ Launch:  python sweeps/vae_latent.py                  (the 5,000 embedded digits
          python -m library.data prepare fashion_mnist && python sweeps/vae_latent.py --dataset=fashion_mnist
          python sweeps/vae_latent.py --dry-run         (validate and list the trials)
 """
-from library.sweep import Sweep, main
+from library.driver import main
+from library.sweep import Sweep
 
 SWEEP = Sweep(
     name="vae_latent",

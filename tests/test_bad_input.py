@@ -1,4 +1,4 @@
-"""The bad-input catalogue: every case goes through the real entry point (`library.sweep.main`, as
+"""The bad-input catalogue: every case goes through the real entry point (`library.driver.main`, as
 `python sweeps/NAME.py` calls it) and must exit 2 with one message naming the field, the value and what is
 allowed, before anything is trained, written under runs/ or results/, or submitted to Slurm."""
 import os
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from library.sweep import Sweep, main
+from helpers import ROOT, TINY
+from library.driver import main
+from library.sweep import Sweep
 
-ROOT = Path(__file__).resolve().parents[1]
 NAME = "badinput"
-TINY = {"data.limit": 256, "train.epochs": 1, "eval.num_samples": 100, "eval.final_num_samples": 100}
 SLURM = shutil.which("sbatch") is not None
 
 
@@ -129,9 +129,8 @@ SITES = [
 
 
 @pytest.mark.slurm
-@pytest.mark.skipif(not SLURM, reason="no Slurm here: start one with `bash slurm/cluster.sh up`")
 @pytest.mark.parametrize("site, expected", [c[1:] for c in SITES], ids=[c[0] for c in SITES])
-def test_bad_site_profile_is_refused_before_sbatch(tmp_path, capsys, site, expected):
+def test_bad_site_profile_is_refused_before_sbatch(cluster, tmp_path, capsys, site, expected):
     path = tmp_path / ("site.toml" if site is not None else "nosuch.toml")
     if site is not None:
         path.write_text(site)

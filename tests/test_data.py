@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import write_pathmnist
 from library.data import DATASETS, DatasetNotReady, ImageData, default_root, load_images
 from library.data.__main__ import main
 
@@ -37,18 +38,6 @@ def write_mnist(directory: Path, counts=(("train", 20), ("test", 7))) -> dict:
         write_idx(directory / IDX_NAMES[split][1], labels)
         written[split] = images, labels
     return written
-
-
-def write_pathmnist(directory: Path, size: int, n: int = 6) -> dict:
-    """A tiny medmnist npz: {split}_images N x H x W x 3 uint8, {split}_labels N x 1."""
-    rng = np.random.default_rng(size)
-    arrays = {}
-    for split in ("train", "val", "test"):
-        arrays[f"{split}_images"] = rng.integers(0, 256, (n, size, size, 3), dtype=np.uint8)
-        arrays[f"{split}_labels"] = rng.integers(0, 9, (n, 1), dtype=np.uint8)
-    directory.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(directory / ("pathmnist.npz" if size == 28 else f"pathmnist_{size}.npz"), **arrays)
-    return arrays
 
 
 def test_mnist5k_is_the_real_embedded_digits():

@@ -35,37 +35,24 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from jobs.gan import GANConfig
-from library.config import parse, to_dict
+from helpers import (ROOT, TINY, assert_same_run, gan_config, started_again, sweep_cli, wait_for, write_site,
+                     write_sweep)
 from library.files import read_json, write_text
-from library.train import BEST, CHECKPOINTS, Resources, fit
-from slurm_jobs import started_again
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = {"data.limit": 256, "eval.num_samples": 100, "eval.final_num_samples": 100}
+from library.checkpoint import BEST, CHECKPOINTS
+from library.driver import main
+from library.resources import Resources
+from library.sweep import Sweep, expand
+from library.train import fit
 
 
 def config(**overrides) -> dict:
-    return to_dict(parse(GANConfig, {**TINY, "train.epochs": 2, **overrides}))
-
-
-def final(status: dict) -> dict:
-    return status["final"] | {"elapsed_s": 0}
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.time() + timeout
-    while not predicate():
-        if time.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+    return gan_config(**{"train.epochs": 2, **overrides})
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -83,7 +70,7 @@ class RunsCode:
 
 def test_a_checkpoint_holding_a_pickled_object_is_refused_and_nothing_in_it_runs(tmp_path):
     cfg = config()
-    straight = fit("gan", cfg, tmp_path / "straight", Resources())
+    fit("gan", cfg, tmp_path / "straight", Resources())
     fit("gan", cfg, tmp_path / "run", Resources())
     latest = tmp_path / "run" / CHECKPOINTS / "epoch_00002.pt"
     marker = tmp_path / "code-ran"
@@ -95,7 +82,7 @@ def test_a_checkpoint_holding_a_pickled_object_is_refused_and_nothing_in_it_runs
     status = fit("gan", cfg, tmp_path / "run", Resources())
     assert not marker.exists()  # refused, not executed
     assert status["status"] == "completed" and status["resumed_from_epoch"] == 1  # fell back to epoch 1
-    assert final(status) == final(straight)
+    assert_same_run(tmp_path / "run", tmp_path / "straight")
 
 
 def test_every_torch_load_in_the_code_is_weights_only():
@@ -132,24 +119,15 @@ def test_nan_weights_end_the_trial_as_diverged_with_a_row_and_the_best_model_kep
 # ------------------------------------------------------------------------------------------ sweeps
 
 
-def write_sweep(folder: Path, base: dict, name: str = "faults") -> Path:
-    path = folder / f"{name}.py"
-    path.write_text("from library.sweep import Sweep, main\n"
-                    f"main(Sweep(name={name!r}, job='gan', metric='fd_domain', base={{**{TINY!r}, **{base!r}}},"
-                    " grid={'optim.beta1': [0.5]}))\n")
-    return path
-
-
 def test_a_second_invocation_of_a_running_sweep_refuses_and_no_trial_runs_twice(tmp_path):
-    path = write_sweep(tmp_path, {"data.limit": 640, "train.epochs": 12, "eval.every": 12})
-    env = {**os.environ, "WANDB_MODE": "disabled"}
-    first = subprocess.Popen([sys.executable, str(path), "--backend=local"], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    path = write_sweep(tmp_path, name="faults", base={"data.limit": 640, "train.epochs": 12, "eval.every": 12})
+    first = subprocess.Popen([sys.executable, str(path), "--backend=local"], cwd=tmp_path,
+                             env={**os.environ, "WANDB_MODE": "disabled"}, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
     lock = tmp_path / "runs/faults/.lock"
     wait_for(lambda: lock.exists() and lock.read_text().strip() == str(first.pid), 120, "the first to take the lock")
 
-    second = subprocess.run([sys.executable, str(path), "--backend=local"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=120)
+    second = sweep_cli(path, check=False, timeout=120, env={"WANDB_MODE": "disabled"})
     assert first.poll() is None, "the first invocation ended before the second tried: nothing was tested"
     assert second.returncode == 2
     assert second.stderr.strip() == (f"error: another invocation of this sweep is running (pid {first.pid}); "
@@ -226,10 +204,7 @@ def full_disk(tmp_path):
 
 def test_disk_full_real_tmpfs_while_writing_results_keeps_the_previous_results_and_names_the_path(
         tmp_path, full_disk, capsys):
-    from library.sweep import Sweep, expand, main
-
-    sweep = Sweep(name="faults", job="gan", metric="fd_domain", base={**TINY, "train.epochs": 1},
-                  grid={"optim.beta1": [0.3, 0.5]})
+    sweep = Sweep(name="faults", job="gan", metric="fd_domain", base=TINY, grid={"optim.beta1": [0.3, 0.5]})
     args = ["--status", "--backend=local", f"--runs-dir={tmp_path / 'runs'}", f"--results-dir={full_disk}"]
     trials = expand(sweep)
     fit("gan", trials[0].config, tmp_path / "runs/faults" / trials[0].id, Resources())
@@ -237,6 +212,7 @@ def test_disk_full_real_tmpfs_while_writing_results_keeps_the_previous_results_a
     table = full_disk / "faults/trials.csv"
     before = table.read_bytes()
     assert pd.read_csv(table).status.tolist() == ["completed", "not run"]
+    files = {p: p.read_bytes() for p in (full_disk / "faults").rglob("*") if p.is_file()}  # table, plots, samples
 
     fit("gan", trials[1].config, tmp_path / "runs/faults" / trials[1].id, Resources())  # a new row to write
     subprocess.run(["dd", "if=/dev/zero", f"of={full_disk / 'filler'}", "bs=64k"], capture_output=True)
@@ -246,6 +222,15 @@ def test_disk_full_real_tmpfs_while_writing_results_keeps_the_previous_results_a
     err = capsys.readouterr().err
     assert e.value.code == 2
     assert "No space left on device" in err and str(full_disk / "faults") in err, err
+    # The write that failed (the first one, whichever file that is: a sample grid copied over its old copy, say)
+    # left that file as it was, or absent if it is new; every earlier result file is whole, and nothing else is there.
+    failed = Path(re.search(r"could not write (\S+)", err).group(1))
+    assert failed.is_relative_to(full_disk / "faults"), err
+    if failed in files:
+        assert failed.read_bytes() == files[failed], f"{failed} was left half-written"
+    else:
+        assert not failed.exists(), f"{failed} was left half-written"
+    assert {p: p.read_bytes() for p in (full_disk / "faults").rglob("*") if p.is_file()} == files
     assert table.read_bytes() == before  # the previous results, whole
     assert not list(full_disk.rglob(".*.tmp"))  # no half-written files left behind
 
@@ -257,22 +242,15 @@ def test_disk_full_real_tmpfs_while_writing_results_keeps_the_previous_results_a
 # ------------------------------------------------------------------------------------------ Slurm
 
 
-def sweep_cli(path: Path, *args) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, str(path), "--backend=slurm", f"--site={path.parent / 'site.toml'}", *args],
-                         cwd=path.parent, capture_output=True, text=True, timeout=400,
-                         env={**os.environ, "WANDB_MODE": "disabled"})
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out
-
-
 @pytest.mark.slurm
 def test_scontrol_requeue_sigterm_restarts_the_task_from_its_last_checkpoint_and_the_row_matches(cluster, tmp_path):
     # ~10 s of training (evaluated only at the end), so the task is still mid-trial when Slurm kills it.
     epochs = 30
     base = {"data.limit": 640, "train.epochs": epochs, "eval.every": epochs}
-    path = write_sweep(tmp_path, base)
-    (tmp_path / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\n')
-    sweep_cli(path, "--detach")
+    path = write_sweep(tmp_path, name="faults", base=base)
+    write_site(tmp_path)
+    no_wandb = {"WANDB_MODE": "disabled"}
+    sweep_cli(path, "--detach", backend="slurm", env=no_wandb)
     (job,) = read_json(tmp_path / "runs/faults/slurm_jobs.json").values()
     try:
         wait_for(lambda: list(tmp_path.glob("runs/faults/*/checkpoints/epoch_00002.pt")), 240, "epoch 2's checkpoint")
@@ -281,14 +259,14 @@ def test_scontrol_requeue_sigterm_restarts_the_task_from_its_last_checkpoint_and
         wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
                                                         text=True).stdout, 60, "the requeue")
         wait_for(lambda: started_again(job), 120, "the requeued task to start")
-        sweep_cli(path)  # follows until done; submits nothing new
+        sweep_cli(path, backend="slurm", env=no_wandb)  # follows until done; submits nothing new
     finally:
         subprocess.run(["scancel", job])
     row = pd.read_csv(tmp_path / "results/faults/trials.csv").iloc[0]
     status = read_json(tmp_path / "runs/faults" / row.trial / "status.json")
     assert row.status == "completed" and 2 <= status["resumed_from_epoch"] < epochs, status["resumed_from_epoch"]
-    cfg = to_dict(parse(GANConfig, {**TINY, **base, "optim.beta1": 0.5}))
-    assert final(status) == final(fit("gan", cfg, tmp_path / "undisturbed", Resources()))
+    fit("gan", gan_config(**base, **{"optim.beta1": 0.5}), tmp_path / "undisturbed", Resources())
+    assert_same_run(tmp_path / "runs/faults" / row.trial, tmp_path / "undisturbed")
 
 
 @pytest.mark.chaos

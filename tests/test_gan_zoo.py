@@ -7,15 +7,18 @@ import torch
 from PIL import Image
 from torch import nn
 
-from jobs.gan import INTERPOLATION, JOB, GANConfig, to_uint8
+from helpers import write_pathmnist
+from jobs.gan import INTERPOLATION, JOB, GANConfig
 from library.config import ConfigError, parse, to_dict
 from library.files import read_json
 from library.losses import LOSSES
-from library.metrics.domain_extractor import to_input
 from library.models.gan import build, sample_noise
 from library.models.gan_layers import SelfAttention
-from library.train import BEST, METRICS, Resources, fit, make_context
-from test_data import write_pathmnist
+from library.pixels import to_float, to_uint8
+from library.checkpoint import BEST
+from library.resources import Resources
+from library.train import fit, make_context
+from library.trial import METRICS
 
 
 def conv(c_in, c_out, k, bias=True):  # also a ConvTranspose2d's count
@@ -167,9 +170,10 @@ def test_bad_model_values_name_the_field_and_what_is_allowed(overrides, key, all
 def test_d_steps_updates_the_discriminator_k_times_per_generator_update(tmp_path):
     cfg = parse(GANConfig, {"model.d_steps": 3, "model.conditional": True, "train.batch_size": 8})
     ctx = make_context(cfg, tmp_path, want_gpu=False)
-    ctx.models, ctx.optimizers = JOB.build(cfg, ctx)
-    images, labels = JOB.load_data(cfg)
-    out = JOB.step([images[:8], labels[:8]], ctx)
+    job = JOB(cfg)
+    ctx.models, ctx.optimizers = job.build(ctx)
+    images, labels = job.load_data()
+    out = job.step([images[:8], labels[:8]], ctx)
     assert {k for k in out} == {"loss_d", "loss_g", "d_real", "d_fake"}
 
     def adam_steps(name):
@@ -184,10 +188,11 @@ def test_a_step_under_bf16_autocast_trains_with_float32_losses(tmp_path):
                             "model.attention": "self", "model.spectral_norm": "both", "model.conditional": True})
     ctx = make_context(cfg, tmp_path, want_gpu=False)
     ctx.amp_dtype = torch.bfloat16
-    ctx.models, ctx.optimizers = JOB.build(cfg, ctx)
-    images, labels = JOB.load_data(cfg)
+    job = JOB(cfg)
+    ctx.models, ctx.optimizers = job.build(ctx)
+    images, labels = job.load_data()
     before = [p.detach().clone() for p in ctx.models["g"].parameters()]
-    out = JOB.step([images[:8], labels[:8]], ctx)
+    out = job.step([images[:8], labels[:8]], ctx)
     assert all(v.dtype == torch.float32 and torch.isfinite(v) for v in out.values()), out
     assert any(not torch.equal(a, b) for a, b in zip(before, ctx.models["g"].parameters()))
 
@@ -195,10 +200,11 @@ def test_a_step_under_bf16_autocast_trains_with_float32_losses(tmp_path):
 def test_conditional_grid_has_one_row_per_label_and_the_interpolation_walks_between_its_ends(tmp_path):
     cfg = parse(GANConfig, {"model.conditional": True})
     ctx = make_context(cfg, tmp_path, want_gpu=False)
-    ctx.models, ctx.optimizers = JOB.build(cfg, ctx)
+    job = JOB(cfg)
+    ctx.models, ctx.optimizers = job.build(ctx)
     ctx.models["g"].eval()
     with torch.no_grad():
-        JOB.write_grids(ctx)
+        job.write_grids(ctx)
     assert set(JOB.images.values()) == {"samples.png", "interpolation.png"}  # logged to W&B after evaluate
 
     def tiles(name, rows, cols):  # the grid's images, as save_image lays them out (2 px padding)
@@ -232,7 +238,7 @@ def test_conditional_dcgan_learns_to_draw_the_digit_it_is_asked_for(tmp_path):
     classifier = JOB.scorer(cfg, "cpu").classifier()
     asked = torch.arange(500) % 10
     with torch.no_grad():
-        drawn = classifier(to_input(to_uint8(g(sample_noise(cfg.model, 500, "cpu"), asked)))).argmax(1)
+        drawn = classifier(to_float(to_uint8(g(sample_noise(cfg.model, 500, "cpu"), asked)))).argmax(1)
     accuracy = (drawn == asked).float().mean().item()
     assert accuracy > 0.25, (accuracy, scores)  # chance: 0.1
 

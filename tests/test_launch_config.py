@@ -1,12 +1,14 @@
 """Cluster settings are checked on the login node: the site profile, and the sbatch text we generate."""
+import tomllib
 from pathlib import Path
 
 import pytest
 
+from helpers import ROOT
 from library.config import ConfigError
 from library.launch.ray_slurm import sbatch_script
 from library.launch.slurm import SiteProfile, load_site, minutes
-from library.train import Resources
+from library.resources import Resources
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -19,9 +21,12 @@ def test_ray_cluster_job_script_matches_the_reviewed_golden_file():
     assert script == (GOLDEN / "ray_slurm.sbatch").read_text()
 
 
-def test_the_example_site_profile_loads():
-    site = load_site(Path(__file__).parents[1] / "slurm/site.example.toml")
-    assert site.timeout_min >= 1 and site.slurm_setup
+def test_the_example_site_profile_loads_with_every_value_it_documents():
+    path = ROOT / "slurm/site.example.toml"
+    written = tomllib.loads(path.read_text())
+    assert len(written) >= 8  # partition, account, time, memory, setup lines, ...: the example shows them all
+    site = load_site(path)
+    assert {key: getattr(site, key) for key in written} == written
 
 
 @pytest.mark.parametrize("text, key", [

@@ -15,7 +15,8 @@ from torch.utils.data import Dataset
 
 from library.metrics import FrechetScorer, detect_mode_collapse, inception_available, metric_name, metric_names
 from library.metrics import domain_extractor
-from library.metrics.domain_extractor import EXTRACTOR_NAME, load_domain_classifier, to_input
+from library.metrics.domain_extractor import EXTRACTOR_NAME, load_domain_classifier
+from library.pixels import to_float
 
 KEY = "mnist5k-even-28"
 
@@ -71,7 +72,7 @@ def test_extractor_classifies_unseen_digits(scorer, mnist, cache_dir):
     _, (held_out, labels) = mnist
     classifier = load_domain_classifier(cache_dir / "extractors" / f"{scorer.cache_key}.pt")
     with torch.no_grad():
-        accuracy = (classifier(to_input(held_out)).argmax(1) == labels).float().mean().item()
+        accuracy = (classifier(to_float(held_out)).argmax(1) == labels).float().mean().item()
     assert accuracy > 0.9
 
 

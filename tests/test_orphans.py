@@ -1,6 +1,6 @@
 """A local sweep's private Ray does not outlive its driver: not after kill -9, not after a normal end.
 
-Real Ray, real sweeps (as tests/test_sweep.py writes them). Only this sweep's processes are looked at and killed.
+Real Ray, real sweeps (written by helpers.write_sweep, as in tests/test_sweep.py). Only this sweep's processes are looked at and killed.
 """
 import os
 import shutil
@@ -10,16 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-TINY = {"data.limit": 256, "eval.num_samples": 300, "eval.final_num_samples": 300}
-
-
-def write_sweep(folder: Path, epochs: int) -> Path:
-    path = folder / "tiny.py"
-    path.write_text(
-        "from library.sweep import Sweep, main\n"
-        f"main(Sweep(name='tiny', job='gan', metric='fd_domain', base={{**{TINY!r}, 'train.epochs': {epochs}}},"
-        " grid={'optim.beta1': [0.5]}))\n")
-    return path
+from helpers import wait_for, write_sweep
 
 
 def start(sweep_file: Path, folder: Path) -> subprocess.Popen:
@@ -67,17 +58,8 @@ def reaper_of(driver: int, table: dict) -> list[int]:
             if "library/launch/reaper.py" in cmd and cmd.split()[-2:-1] == [str(driver)] and state not in "ZX"]
 
 
-def wait_for(condition, timeout: float) -> float:
-    """Seconds until condition() held; raises after timeout."""
-    t0 = time.time()
-    while not condition():
-        assert time.time() - t0 < timeout, f"not within {timeout}s"
-        time.sleep(0.1)
-    return time.time() - t0
-
-
 def test_kill_9_of_the_driver_ends_every_process_of_its_ray_within_seconds(tmp_path):
-    proc = start(write_sweep(tmp_path, epochs=1000), tmp_path)  # still training when killed
+    proc = start(write_sweep(tmp_path, base={"train.epochs": 1000}), tmp_path)  # still training when killed
     try:
         wait_for(lambda: list(tmp_path.glob("runs/tiny/*/status.json")) or proc.poll() is not None, 480)
         assert proc.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
@@ -108,7 +90,7 @@ def test_kill_9_of_the_driver_ends_every_process_of_its_ray_within_seconds(tmp_p
 
 
 def test_a_driver_that_ends_normally_leaves_no_reaper_and_no_ray_behind(tmp_path):
-    proc = start(write_sweep(tmp_path, epochs=1), tmp_path)
+    proc = start(write_sweep(tmp_path), tmp_path)
     reapers, rays = {}, {}
     while proc.poll() is None:  # while it runs: its reaper, and the processes of its Ray
         table = processes()

@@ -5,34 +5,28 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
+from helpers import ROOT, TINY, assert_same_run, gan_config
 from jobs.gan import GANConfig
-from library.config import parse, to_dict
+from library.config import parse
 from library.files import read_json
-from library.train import (CHECKPOINTS, STATUS, STOP_REQUEST, Resources, amp_dtype, claim, fit, load_checkpoint,
-                           make_context, restore)
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = {"data.limit": 256, "eval.num_samples": 100, "eval.final_num_samples": 100}
-
-
-def config(**overrides) -> dict:
-    return to_dict(parse(GANConfig, {**TINY, "train.epochs": 1, **overrides}))
-
+from library.checkpoint import CHECKPOINTS, load_checkpoint, restore
+from library.resources import Resources
+from library.train import amp_dtype, fit, make_context
+from library.trial import STATUS, STOP_REQUEST, claim
 
 def test_resume_with_an_fp16_scaler_from_a_checkpoint_saved_without_one_cpu_stand_in(tmp_path):
     # Started on CPU (scaler disabled, saved as {}), resumed where fp16 runs: a CPU GradScaler stands in for the GPU's.
-    cfg = config()
+    cfg = gan_config()
     assert fit("gan", cfg, tmp_path, Resources())["status"] == "completed"
     assert load_checkpoint(tmp_path)["scaler"] == {}
     ctx = make_context(parse(GANConfig, cfg), tmp_path, want_gpu=False)
     ctx.scaler = torch.amp.GradScaler("cpu", enabled=True)
     from jobs.gan import JOB
 
-    models, ctx.optimizers = JOB.build(ctx.cfg, ctx)
+    models, ctx.optimizers = JOB(ctx.cfg).build(ctx)
     ctx.models = models
     state = restore(ctx, cfg)
     assert state["epoch"] == 1 and ctx.scaler.get_scale() == 2.0 ** 16  # a fresh scale, not a crash
@@ -40,7 +34,7 @@ def test_resume_with_an_fp16_scaler_from_a_checkpoint_saved_without_one_cpu_stan
 
 def test_a_checkpoint_keeps_the_rng_of_the_ranks_own_device_only(tmp_path):
     # A rank uses one device: saving every visible GPU's state made a resume on fewer GPUs index past the end.
-    cfg = config()
+    cfg = gan_config()
     fit("gan", cfg, tmp_path, Resources())
     (rng,) = load_checkpoint(tmp_path)["rng"]
     assert rng["cuda"] is None  # trained on CPU: no GPU state at all (a GPU rank saves one tensor, its device's)
@@ -78,13 +72,13 @@ def test_a_stop_request_checkpoints_mid_epoch_and_the_resumed_run_ends_like_an_u
     (ckpt,) = (run / CHECKPOINTS).glob("epoch_*_step_*.pt")
     assert load_checkpoint(run)["position"]["step"] == status["preempted"]["step"]
 
-    resumed = fit("gan", to_dict(parse(GANConfig, overrides)), run, Resources())
+    resumed = fit("gan", gan_config(**overrides), run, Resources())
     assert resumed["status"] == "completed" and resumed["resumed_from"] == status["preempted"]
-    assert resumed["final"] | {"elapsed_s": 0} == read_json(straight / STATUS)["final"] | {"elapsed_s": 0}
+    assert_same_run(run, straight)
 
 
 def test_a_run_dir_that_another_process_trains_is_left_alone(tmp_path):
-    cfg = config()
+    cfg = gan_config()
     (tmp_path / STATUS).write_text('{"status": "running", "epoch": 3}\n')
     lock = claim(tmp_path)  # another trainer of this trial (a Slurm task, a local sweep) holds the run dir
     try:

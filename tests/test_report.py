@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
+import math
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from library import report
+from library.report import build_report
+from library.report.__main__ import main
+from library.report.load import load
+from library.report.page import failures, summary_table
 
 METRIC = "fd_domain"
 # lr x loss grid: lr spans 2 decades (log axis), loss is categorical. One diverged, one failed.
@@ -89,7 +95,7 @@ def summary_order(page: str) -> list[str]:
 
 def test_report_is_self_contained_with_plots_and_samples(tmp_path):
     out = make_results(tmp_path)
-    path = report.build_report(out)
+    path = build_report(out)
     assert path == out / "report.html"
     page = path.read_text()
     decoded = check_self_contained(page)
@@ -103,7 +109,7 @@ def test_report_is_self_contained_with_plots_and_samples(tmp_path):
 
 
 def test_table_best_first_and_failures_last_with_reasons(tmp_path):
-    page = report.build_report(make_results(tmp_path)).read_text()
+    page = build_report(make_results(tmp_path)).read_text()
     order = summary_order(page)
     assert order[:4] == BEST_FIRST
     assert set(order[4:]) == {"gan-aaaa0005", "gan-aaaa0006"}
@@ -121,53 +127,149 @@ def test_mode_collapse_is_shown_with_its_reason(tmp_path):
     why = "modes_covered fell from 10 (epoch 2) to 6 (epoch 4)"
     table["mode_collapse"] = [why if t == "gan-aaaa0004" else "" for t in table.trial]
     table.to_csv(out / "trials.csv", index=False)
-    sweep, trials, _ = report.load(out)  # the two parts of the page that show it (no plots: faster)
-    assert why in report.summary_table(sweep, trials)
-    assert why in report.failures(trials) and "gan-aaaa0004" in report.failures(trials)
+    sweep, trials, _ = load(out)  # the two parts of the page that show it (no plots: faster)
+    assert why in summary_table(sweep, trials)
+    assert why in failures(trials) and "gan-aaaa0004" in failures(trials)
 
 
 def test_mode_max_ranks_highest_first(tmp_path):
-    page = report.build_report(make_results(tmp_path, mode="max")).read_text()
+    page = build_report(make_results(tmp_path, mode="max")).read_text()
     assert summary_order(page)[:4] == BEST_FIRST[::-1]
     assert "higher is better" in page
 
 
-@pytest.mark.parametrize("case", ["all_failed", "one_param", "single_trial", "no_curves_no_samples", "bad_png"])
-def test_edge_cases_do_not_crash(tmp_path, case):
-    if case == "all_failed":
-        trials = [(t, lr, loss, "failed", "ValueError: bad", None) for t, lr, loss, *_ in TRIALS]
-        out = make_results(tmp_path, trials=trials)
-    elif case == "one_param":
-        out = make_results(tmp_path, params=("optim.lr",))
-    elif case == "single_trial":
-        out = make_results(tmp_path, trials=TRIALS[:1], params=())
-    elif case == "no_curves_no_samples":
-        out = make_results(tmp_path, curves=False, samples=False)
-        (out / "curves.csv").unlink()
-    else:
-        out = make_results(tmp_path)
-        (out / "samples" / "gan-aaaa0001.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
-    page = report.build_report(out).read_text()
+def text(fragment: str) -> str:
+    """What a reader sees of an HTML fragment: tags dropped, entities decoded, white space folded."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+
+
+def summary_rows(page: str) -> dict[str, dict[str, str]]:
+    """The trials table as {trial id: {column head: cell text, "class": the row's class}}, in page order."""
+    table = re.search(r'<table class="summary">(.*?)</table>', page, re.S).group(1)
+    heads = [text(h) for h in re.findall(r"<th>(.*?)</th>", table)]
+    rows = {}
+    for cls, cells in re.findall(r'<tr class="([^"]*)">(.*?)</tr>', table, re.S):
+        row = dict(zip(heads, (text(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", cells))), **{"class": cls})
+        rows[row["trial"]] = row
+    return rows
+
+
+def section(page: str, heading: str) -> str:
+    """The page from the <h2> that starts with heading to the next <h2>."""
+    return re.search(rf"<h2>{re.escape(heading)}.*?</h2>(.*?)(?=<h2>|<footer>)", page, re.S).group(1)
+
+
+def gallery_cells(page: str) -> dict[str, str]:
+    """Each trial's figure in the samples gallery, by trial id."""
+    cells = re.findall(r'<figure class="cell[^"]*">.*?</figure>', section(page, "Samples"), re.S)
+    return {re.search(r'<span class="id">([^<]+)</span>', c).group(1): c for c in cells}
+
+
+def metric_plots(out: Path) -> list[str]:
+    return sorted(p.name for p in (out / "plots").glob("metric_vs_*.png"))
+
+
+def test_all_failed_says_no_trial_has_a_metric_and_lists_every_reason(tmp_path):
+    trials = [(t, lr, loss, "failed", "ValueError: bad", None) for t, lr, loss, *_ in TRIALS]
+    page = build_report(make_results(tmp_path, trials=trials)).read_text()
     check_self_contained(page)
-    assert "Failed and diverged trials" in page
-    if case == "all_failed":
-        assert f"No trial reported {METRIC}" in page
-        assert len(summary_order(page)) == len(TRIALS)
-    if case == "single_trial":
-        assert not list((out / "plots").glob("metric_vs_*.png"))
-        assert "<p>none</p>" in page
-    if case == "one_param":
-        assert [p.name for p in (out / "plots").glob("metric_vs_*.png")] == ["metric_vs_optim.lr.png"]
-    if case == "bad_png":
-        assert page.count("no sample grid") == 2
+    assert f"No trial reported {METRIC}." in page and "Best trial" not in page
+    rows = summary_rows(page)
+    assert len(rows) == len(TRIALS)
+    assert {(r["class"], r["status"], r[f"best {METRIC}"], r["reason"]) for r in rows.values()} == {
+        ("bad", "failed", "–", "ValueError: bad")}
+    listed = section(page, "Failed and diverged trials")
+    assert text(listed).count("ValueError: bad") == len(TRIALS)
+    assert all(t in listed for t, *_ in TRIALS)
+    grid = section(page, f"Grid of best {METRIC}")
+    assert [text(cell) for cell in re.findall(r"<td[^>]*>(.*?)</td>", grid)] == ["failed"] * len(TRIALS)
+    assert all("no sample grid" in cell for cell in gallery_cells(page).values())
+
+
+def test_empty_sweep_says_there_is_no_trial(tmp_path):
+    page = build_report(make_results(tmp_path, trials=[])).read_text()  # crashed on the empty trials.csv
+    check_self_contained(page)
+    assert "0 trials: no trials" in text(page)
+    assert f"No trial reported {METRIC}." in page
+    assert summary_rows(page) == {}
+    assert text(section(page, "Samples")) == "No trials."
+    assert text(section(page, "Failed and diverged trials")) == "none"
+
+
+def test_a_nan_metric_shows_as_a_dash_and_ranks_last(tmp_path):
+    trials = [(t, lr, loss, status, reason, math.nan if t == "gan-aaaa0002" else best)
+              for t, lr, loss, status, reason, best in TRIALS]
+    page = build_report(make_results(tmp_path, trials=trials)).read_text()
+    rows = summary_rows(page)
+    nan = rows["gan-aaaa0002"]
+    assert (nan["status"], nan[f"best {METRIC}"], nan[f"final {METRIC}"], nan["class"]) == (
+        "completed", "–", "–", "bad")
+    assert list(rows)[:3] == [t for t in BEST_FIRST if t != "gan-aaaa0002"]
+    assert list(rows)[3:] == ["gan-aaaa0005", "gan-aaaa0002", "gan-aaaa0006"]  # a diverged value beats none
+    assert not re.search(r"\bnan\b", text(page), re.I)
+    assert "Best trial: lr=0.0002, loss=lsgan gan-aaaa0003 — best fd_domain 18.12 at epoch 4" in text(page)
+
+
+def test_one_param_has_its_plot_no_grid_and_labels_told_apart_by_id(tmp_path):
+    out = make_results(tmp_path, params=("optim.lr",))
+    page = build_report(out).read_text()
+    check_self_contained(page)
+    assert metric_plots(out) == ["metric_vs_optim.lr.png"]
+    assert "Grid of best" not in page
+    assert "lr" in next(iter(summary_rows(page).values())) and "loss" not in next(iter(summary_rows(page).values()))
+    # Two trials share lr=0.0002 (they differ in a param that is not swept here): the id tells them apart.
+    assert "Best trial: lr=0.0002 [gan-aaaa0003]" in text(page)
+
+
+def test_single_trial_has_no_param_plot_and_no_failures(tmp_path):
+    out = make_results(tmp_path, trials=TRIALS[:1], params=())
+    page = build_report(out).read_text()
+    check_self_contained(page)
+    assert metric_plots(out) == [] and "Grid of best" not in page
+    assert "swept: nothing (single trial)" in text(page) and "1 trial: completed 1" in text(page)
+    assert "Best trial: gan-aaaa0001 gan-aaaa0001 — best fd_domain 21.5 at epoch 4" in text(page)
+    assert "reason" not in summary_rows(page)["gan-aaaa0001"]  # no column of empty reasons
+    assert text(section(page, "Failed and diverged trials")) == "none"
+
+
+def test_no_curves_and_no_samples_keep_the_plots_and_say_no_sample_grid(tmp_path):
+    out = make_results(tmp_path, curves=False, samples=False)
+    (out / "curves.csv").unlink()
+    page = build_report(out).read_text()
+    # The two param plots and both curve panels (which then say no trial reported a value), and no sample.
+    assert len(check_self_contained(page)) == 4
+    cells = gallery_cells(page)
+    assert len(cells) == len(TRIALS) and all("no sample grid" in c and "samples of" not in c for c in cells.values())
+
+
+def test_a_broken_sample_png_is_shown_as_missing(tmp_path):
+    out = make_results(tmp_path)
+    (out / "samples" / "gan-aaaa0001.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    page = build_report(out).read_text()
+    check_self_contained(page)
+    cells = gallery_cells(page)
+    missing = sorted(t for t, c in cells.items() if "no sample grid" in c)
+    assert missing == ["gan-aaaa0001", "gan-aaaa0006"]  # the broken one and the failed trial's
+    assert all("<img" in c for t, c in cells.items() if t not in missing)
 
 
 def test_cli(tmp_path, capsys):
     out = make_results(tmp_path)
-    report.main(["demo", "--results-dir", str(out.parent)])
+    main(["demo", "--results-dir", str(out.parent)])
     assert capsys.readouterr().out.strip() == str(out / "report.html")
     with pytest.raises(SystemExit):
-        report.main(["nope", "--results-dir", str(out.parent)])
+        main(["nope", "--results-dir", str(out.parent)])
+    assert "does not exist: run the sweep first" in capsys.readouterr().err
+
+
+def test_python_m_library_report(tmp_path):
+    """The command line as a user types it; the page's style sheet is found as a file of the package."""
+    out = make_results(tmp_path, trials=TRIALS[:1], params=(), curves=False, samples=False)
+    done = subprocess.run([sys.executable, "-m", "library.report", "demo", "--results-dir", str(out.parent)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(out / "report.html")
+    assert "image-rendering: pixelated" in (out / "report.html").read_text()
 
 
 # ---------------------------------------------------------------------------------------------- real browser
@@ -200,7 +302,7 @@ def loaded_images(tmp_path: Path, page: Path) -> tuple[int, int]:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_renders_in_headless_chromium(tmp_path):
     out = make_results(tmp_path)
-    page = report.build_report(out)
+    page = build_report(out)
     n_images = len(images(page.read_text()))
 
     shot = tmp_path / "shot.png"

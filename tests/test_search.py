@@ -2,20 +2,17 @@
 and a re-run does not resume them."""
 import json
 import runpy
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from helpers import ROOT, sweep_cli, table_rows, wandb_records
 from library.config import ConfigError
 from library.files import read_json
 from library.search import ASHA, Choice, IntRange, LogUniform, Uniform
-from library.sweep import Sweep, configure, expand, main, parse_args
-from library.train import STATUS
-from wandb_records import wandb_records
+from library.driver import configure, main, parse_args
+from library.sweep import Sweep, expand
+from library.trial import STATUS
 
-REPO = Path(__file__).resolve().parents[1]
 BASE = {"data.limit": 320, "train.batch_size": 32, "eval.num_samples": 200, "eval.final_num_samples": 200}
 
 
@@ -53,26 +50,16 @@ def test_draws_from_a_narrow_range_keep_their_precision():
     assert len(expand(sweep(search={"optim.beta2": Uniform(0.99, 0.999)}, samples=16))) == 16
 
 
-def table(stdout: str) -> list[dict[str, str]]:
-    """The trial table a sweep prints: a header line starting with "trial", then one row per trial."""
-    lines = stdout.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("trial "))
-    header = lines[start].split()
-    return [dict(zip(header, line.split())) for line in lines[start + 1:] if line.startswith("gan-")]
-
-
 def test_overriding_a_searched_key_pins_it_in_every_trial(tmp_path):
-    run = subprocess.run([sys.executable, "sweeps/gan_random_search.py", "--dry-run", "--backend=local",
-                          f"--runs-dir={tmp_path}", "--optim.lr=0.001"], cwd=REPO, capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr
-    rows = table(run.stdout)
+    run = sweep_cli(ROOT / "sweeps/gan_random_search.py", "--dry-run", f"--runs-dir={tmp_path}", "--optim.lr=0.001",
+                    cwd=ROOT, timeout=300)
+    rows = table_rows(run.stdout)
     assert len(rows) == 16 and {r["optim.lr"] for r in rows} == {"0.001"}
     assert len({r["optim.beta1"] for r in rows}) > 8 and len({r["model.noise_dim"] for r in rows}) > 1
 
 
 def test_a_pinned_key_leaves_the_other_keys_draws_as_they_were():
-    SWEEP = runpy.run_path(str(REPO / "sweeps/gan_random_search.py"))["SWEEP"]
+    SWEEP = runpy.run_path(str(ROOT / "sweeps/gan_random_search.py"))["SWEEP"]
     _, drawn = configure(SWEEP, *parse_args([], SWEEP))
     _, pinned = configure(SWEEP, *parse_args(["--optim.lr=1e-3"], SWEEP))
     assert [t.params["optim.lr"] for t in pinned] == [0.001] * 16
@@ -125,4 +112,4 @@ def test_asha_stops_trials_that_fall_behind_and_a_rerun_does_not_resume_them(tmp
         assert summary["best_fd_domain"] == pytest.approx(statuses[t.id]["best_fd_domain"])
 
     main(spec, argv)
-    assert "6 finished before, 0 to run" in capsys.readouterr().out
+    assert "6 finished before, 0 running elsewhere, 0 to run" in capsys.readouterr().out

@@ -4,7 +4,11 @@ import torch
 
 from library.config import parse, to_dict
 from library.files import read_json
-from library.train import METRICS, Context, Resources, evaluate, fit, load_checkpoint, load_job
+from library.checkpoint import load_checkpoint
+from library.job import Context, load_job
+from library.resources import Resources
+from library.train import evaluate, fit
+from library.trial import METRICS
 
 
 def train(job: str, tmp_path, workers: int = 0, **overrides):
@@ -25,7 +29,11 @@ def test_sentiment_fits_its_training_sentences_and_scores_every_held_out_one(tmp
     # on this split too): held-out accuracy above chance needs IMDB, which cannot be downloaded here.
     status, history = train("sentiment", tmp_path, **{"train.epochs": 8, "train.batch_size": 16})
     assert history[-1]["loss"] < 0.5 * history[0]["loss"] and history[-1]["train_accuracy"] > 0.9, history
-    assert history[-1]["eval_samples"] == 40 and 0 <= history[-1]["accuracy"] <= 1
+    final = history[-1]
+    # The held-out accuracy counts every one of the 40 held-out sentences (20 of each class) once: a whole number
+    # of them, and the mean of the two classes' accuracies (those in float32).
+    assert final["eval_samples"] == 40 and abs(final["accuracy"] * 40 - round(final["accuracy"] * 40)) < 1e-9
+    assert abs(final["accuracy"] - (final["accuracy_neg"] + final["accuracy_pos"]) / 2) < 1e-6, final
     assert (tmp_path / "confusion.png").stat().st_size > 1000
 
 
@@ -52,10 +60,10 @@ def test_ddp_evaluation_equals_single_process_evaluation_and_langid_beats_chance
 
     ctx = Context(cfg=cfg, run_dir=tmp_path / "single", rank=0, world_size=1, device=torch.device("cpu"),
                   amp_dtype=None, scaler=torch.amp.GradScaler("cpu", enabled=False))
-    job.load_data(cfg)
-    ctx.models, ctx.optimizers = job.build(cfg, ctx)
+    trial = job(cfg)  # this trial's job; build needs no load_data before it
+    ctx.models, ctx.optimizers = trial.build(ctx)
     ctx.models["net"].load_state_dict(load_checkpoint(tmp_path / "ddp")["models"]["net"])
-    single = evaluate(job, ctx, final=True)
+    single = evaluate(trial, ctx, final=True)
     assert single["eval_samples"] == final["eval_samples"] and single["accuracy"] == final["accuracy"]
     assert abs(single["test_loss"] - final["test_loss"]) < 1e-6
 

@@ -2,57 +2,49 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from helpers import SITE, TINY, assert_same_run, started_again, sweep_cli, wait_for, write_site, write_sweep
 from library.files import read_json
-from slurm_jobs import started_again
+from library.launch import slurm
+from library.results import collect
+from library.sweep import Sweep, expand
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = {"data.limit": 320, "eval.num_samples": 200, "eval.final_num_samples": 200}
+BASE = {**TINY, "data.limit": 320, "eval.num_samples": 200, "eval.final_num_samples": 200}
+"""Trials of about 1 s per epoch on the one-node cluster: the signals in these tests land mid-trial."""
 pytestmark = pytest.mark.slurm
 
 
-def write_sweep(folder: Path, grid: dict, epochs: int, name: str = "stiny") -> Path:
-    (folder / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\n')
-    path = folder / f"{name}.py"
-    path.write_text(
-        "from library.sweep import Sweep, main\n"
-        f"main(Sweep(name={name!r}, job='gan', metric='fd_domain', base={{**{TINY!r}, 'train.epochs': {epochs}}},"
-        f" grid={grid!r}))\n")
-    return path
+def slurm_sweep(folder: Path, grid: dict, epochs: int, name: str = "stiny") -> Path:
+    """A sweep file of `epochs`-epoch BASE trials beside a site profile for the one-node cluster."""
+    write_site(folder)
+    return write_sweep(folder, grid, name=name, base={**BASE, "train.epochs": epochs})
 
 
-def sweep_cli(path: Path, *args, check=True, timeout=400) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, str(path), "--backend=slurm", f"--site={path.parent / 'site.toml'}", *args],
-                         cwd=path.parent, capture_output=True, text=True, timeout=timeout)
-    if check:
-        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out
+def slurm_cli(path: Path, *args, **kwargs) -> subprocess.CompletedProcess:
+    return sweep_cli(path, *args, backend="slurm", **kwargs)
 
 
 def test_four_trial_sweep_runs_as_one_array_and_fills_the_table(cluster, tmp_path):
-    path = write_sweep(tmp_path, {"optim.beta1": [0.3, 0.5], "optim.beta2": [0.9, 0.999]}, epochs=2)
-    out = sweep_cli(path)
+    path = slurm_sweep(tmp_path, {"optim.beta1": [0.3, 0.5], "optim.beta2": [0.9, 0.999]}, epochs=2)
+    out = slurm_cli(path)
     assert "submitted Slurm job(s)" in out.stdout
     table = pd.read_csv(tmp_path / "results/stiny/trials.csv")
     assert len(table) == 4 and set(table.status) == {"completed"}, table[["trial", "status", "reason"]]
     assert table.best_fd_domain.notna().all()
     jobs = read_json(tmp_path / "runs/stiny/slurm_jobs.json")
     assert len({j.split("_")[0] for j in jobs.values()}) == 1  # one array job
-    again = sweep_cli(path)
-    assert "0 to submit" in again.stdout and len(pd.read_csv(tmp_path / "results/stiny/trials.csv")) == 4
+    again = slurm_cli(path)
+    assert "0 to run" in again.stdout and len(pd.read_csv(tmp_path / "results/stiny/trials.csv")) == 4
 
 
 def test_ray_slurm_runs_the_same_sweep_in_one_sbatch_job(cluster, tmp_path):
-    path = write_sweep(tmp_path, {"optim.beta1": [0.3, 0.5], "optim.beta2": [0.9, 0.999]}, epochs=2)
-    (tmp_path / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\nray_cpus_per_node = 2\n')
-    out = subprocess.run([sys.executable, str(path), "--backend=ray-slurm", f"--site={tmp_path / 'site.toml'}"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=400)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    path = slurm_sweep(tmp_path, {"optim.beta1": [0.3, 0.5], "optim.beta2": [0.9, 0.999]}, epochs=2)
+    write_site(tmp_path, SITE + "ray_cpus_per_node = 2\n")
+    sweep_cli(path, backend="ray-slurm")
     table = pd.read_csv(tmp_path / "results/stiny/trials.csv")
     assert len(table) == 4 and set(table.status) == {"completed"}, table[["trial", "status", "reason"]]
     (job,) = set(read_json(tmp_path / "runs/stiny/slurm_jobs.json").values())  # one sbatch job for all four
@@ -64,15 +56,6 @@ def test_ray_slurm_runs_the_same_sweep_in_one_sbatch_job(cluster, tmp_path):
     assert "4 to run" in (tmp_path / f"runs/stiny/ray_slurm/{job}.out").read_text()
 
 
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_preempted_task_checkpoints_its_step_requeues_resumes_and_ends_like_an_uninterrupted_run(cluster, tmp_path):
     # No periodic checkpoint after epoch 0: what carries the trial over the preemption is the checkpoint that
     # SIGUSR2 asks for at the next step boundary.
@@ -80,12 +63,10 @@ def test_preempted_task_checkpoints_its_step_requeues_resumes_and_ends_like_an_u
     grid = {"optim.beta1": [0.5], "train.checkpoint_every": [1000]}
     reference = tmp_path / "reference"
     reference.mkdir()
-    ref = subprocess.run([sys.executable, str(write_sweep(reference, grid, epochs=8)), "--backend=local"],
-                         cwd=reference, capture_output=True, text=True, timeout=300)
-    assert ref.returncode == 0, ref.stderr[-2000:]
+    sweep_cli(slurm_sweep(reference, grid, epochs=8), backend="local", timeout=300)
 
-    path = write_sweep(tmp_path, grid, epochs=8)
-    sweep_cli(path, "--detach")
+    path = slurm_sweep(tmp_path, grid, epochs=8)
+    slurm_cli(path, "--detach")
     (job,) = read_json(tmp_path / "runs/stiny/slurm_jobs.json").values()
     wait_for(lambda: any(read_json(p).get("epoch", 0) >= 2 for p in tmp_path.glob("runs/stiny/*/status.json")),
              240, "epoch 2")
@@ -94,43 +75,42 @@ def test_preempted_task_checkpoints_its_step_requeues_resumes_and_ends_like_an_u
     wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
                                                     text=True).stdout, 60, "the requeue")
     wait_for(lambda: started_again(job), 180, "the requeued task to start")
-    sweep_cli(path)  # follows until done; submits nothing new
-    status = read_json(next(tmp_path.glob("runs/stiny/*/status.json")))
+    slurm_cli(path)  # follows until done; submits nothing new
+    (run,) = tmp_path.glob("runs/stiny/*/status.json")
+    status = read_json(run)
     assert status["status"] == "completed" and status["resumed_from_epoch"] >= 2
     assert list(tmp_path.glob("runs/stiny/*/checkpoints/epoch_*_step_*.pt"))
-    straight = read_json(next(reference.glob("runs/stiny/*/status.json")))["final"]
-    assert status["final"] | {"elapsed_s": 0} == straight | {"elapsed_s": 0}
+    (straight,) = reference.glob("runs/stiny/*/status.json")
+    assert_same_run(run.parent, straight.parent)  # losses and weights bit-exact, scores to 1e-6
 
 
 def test_a_task_crashing_on_the_node_is_a_failed_row_and_the_rest_complete(cluster, tmp_path):
-    from library.launch import slurm
-    from library.sweep import Sweep, expand
-
-    base = {**TINY, "train.epochs": 1}
-    sweep = Sweep(name="crash", job="gan", metric="fd_domain", base=base)
+    sweep = Sweep(name="crash", job="gan", metric="fd_domain", base=BASE)
     # The login node's checks passed (prepare is skipped here); on the compute node the dataset is not there.
     trials = expand(sweep) + expand(Sweep(name="crash", job="gan", metric="fd_domain",
-                                          base={**base, "data.name": "mnist", "data.root": str(tmp_path / "empty")}))
+                                          base={**BASE, "data.name": "mnist", "data.root": str(tmp_path / "empty")}))
     run_root = tmp_path / "runs/crash"
     slurm.submit(sweep, trials, run_root, slurm.SiteProfile(slurm_partition="debug", timeout_min=10),
                  {"mode": "disabled"})
     slurm.follow(run_root, [t.id for t in trials], "fd_domain", poll_s=1)
     slurm.reconcile(run_root, [t.id for t in trials])
-    ok, bad = (read_json(run_root / t.id / "status.json") for t in trials)
-    assert ok["status"] == "completed"
-    assert bad["status"] == "failed" and "python -m library.data prepare mnist" in bad["reason"]
+    collect(sweep, trials, run_root, tmp_path / "results/crash")  # the table, as the driver writes it
+    table = pd.read_csv(tmp_path / "results/crash/trials.csv").set_index("trial")
+    ok, bad = trials
+    assert table.status.to_dict() == {ok.id: "completed", bad.id: "failed"}
+    assert "python -m library.data prepare mnist" in table.reason[bad.id], table.reason[bad.id]
 
 
 def test_a_cancelled_task_becomes_a_failed_row_with_its_log_tail(cluster, tmp_path):
-    path = write_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=5000, name="cancelme")
-    sweep_cli(path, "--detach")
+    path = slurm_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=5000, name="cancelme")
+    slurm_cli(path, "--detach")
     wait_for(lambda: list(tmp_path.glob("runs/cancelme/*/status.json")), 120, "the task to start")
-    out = sweep_cli(path, "--cancel")
+    out = slurm_cli(path, "--cancel")
     assert "cancelled 1 Slurm job(s)" in out.stdout
     (job,) = read_json(tmp_path / "runs/cancelme/slurm_jobs.json").values()
     wait_for(lambda: not subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip(),
              90, "the cancelled task to leave the queue")
-    sweep_cli(path, "--status")
+    slurm_cli(path, "--status")
     row = pd.read_csv(tmp_path / "results/cancelme/trials.csv").iloc[0]
     assert row.status == "failed" and "ended CANCELLED" in row.reason
 
@@ -142,19 +122,16 @@ def test_a_cancelled_task_becomes_a_failed_row_with_its_log_tail(cluster, tmp_pa
     ('slurm_partition = "debug"\ntimeout = 10\n', 0, "site.timeout=10 is not allowed: unknown key; did you mean 'timeout_min'?"),
 ])
 def test_bad_submissions_fail_before_sbatch_in_plain_words(cluster, tmp_path, site, gpus, message):
-    path = write_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=1, name="bad")
+    path = slurm_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=1, name="bad")
     (tmp_path / "site.toml").write_text(site)
-    out = sweep_cli(path, f"--gpus-per-worker={gpus}", check=False, timeout=60)
+    out = slurm_cli(path, f"--gpus-per-worker={gpus}", check=False, timeout=60)
     assert out.returncode == 2 and message in out.stderr, out.stderr
     assert not (tmp_path / "runs/bad/slurm_jobs.json").exists()
 
 
 def test_large_grids_are_split_at_the_clusters_max_array_size(cluster, tmp_path, monkeypatch):
-    from library.launch import slurm
-    from library.sweep import Sweep, expand
-
     monkeypatch.setattr(slurm, "max_array_size", lambda: 3)  # arrays of at most 2 tasks
-    sweep = Sweep(name="split", job="gan", metric="fd_domain", base={**TINY, "train.epochs": 1},
+    sweep = Sweep(name="split", job="gan", metric="fd_domain", base=BASE,
                   grid={"train.seed": [1, 2, 3, 4, 5]})
     trials = expand(sweep)
     run_root = tmp_path / "runs/split"
@@ -172,24 +149,21 @@ def squeue_forgot(job: str) -> bool:
 
 def test_status_rerun_and_cancel_work_after_slurm_purged_the_finished_job(cluster, tmp_path):
     # The dev cluster's MinJobAge is 5 s (a real site's 300 s): the state a user meets minutes after a sweep.
-    path = write_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=1, name="purged")
-    sweep_cli(path)
+    path = slurm_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=1, name="purged")
+    slurm_cli(path)
     (job,) = read_json(tmp_path / "runs/purged/slurm_jobs.json").values()
     wait_for(lambda: squeue_forgot(job), 120, "Slurm to purge the finished job")
-    status = sweep_cli(path, "--status")
+    status = slurm_cli(path, "--status")
     assert "completed" in status.stdout and "Traceback" not in status.stderr
-    again = sweep_cli(path)
-    assert "1 finished before, 0 still queued or running, 0 to submit" in again.stdout
-    assert "cancelled 0 Slurm job(s)" in sweep_cli(path, "--cancel").stdout
+    again = slurm_cli(path)
+    assert "1 finished before, 0 running elsewhere, 0 to run" in again.stdout
+    assert "cancelled 0 Slurm job(s)" in slurm_cli(path, "--cancel").stdout
 
 
 def test_arrays_accepted_before_slurm_refuses_a_later_one_are_recorded_and_cancellable(cluster, tmp_path, monkeypatch):
-    from library.launch import slurm
-    from library.sweep import Sweep, expand
-
     # QOS `capped` (slurm/cluster.sh) allows 2 submitted jobs per user; arrays of 2 tasks: the second is refused.
     monkeypatch.setattr(slurm, "max_array_size", lambda: 3)
-    sweep = Sweep(name="qos", job="gan", metric="fd_domain", base={**TINY, "train.epochs": 1},
+    sweep = Sweep(name="qos", job="gan", metric="fd_domain", base=BASE,
                   grid={"train.seed": [1, 2, 3, 4, 5]})
     trials = expand(sweep)
     run_root = tmp_path / "runs/qos"
@@ -206,33 +180,31 @@ def test_arrays_accepted_before_slurm_refuses_a_later_one_are_recorded_and_cance
 
 
 def test_retry_failed_on_slurm_follows_the_new_task_and_the_row_becomes_completed(cluster, tmp_path):
-    path = write_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=1, name="retry")
-    (trial,) = [line.split()[0] for line in sweep_cli(path, "--dry-run").stdout.splitlines() if line.startswith("gan-")]
+    path = slurm_sweep(tmp_path, {"optim.beta1": [0.5]}, epochs=1, name="retry")
+    (trial,) = [line.split()[0] for line in slurm_cli(path, "--dry-run").stdout.splitlines() if line.startswith("gan-")]
     # A trial that failed before (its task crashed, say): only its status is left.
     (tmp_path / "runs/retry" / trial).mkdir(parents=True)
     (tmp_path / "runs/retry" / trial / "status.json").write_text('{"status": "failed", "reason": "node died"}\n')
-    assert "0 to submit" in sweep_cli(path).stdout  # failed is final for a plain re-run
-    out = sweep_cli(path, "--retry-failed")
-    assert "1 to submit" in out.stdout
+    assert "0 to run" in slurm_cli(path).stdout  # failed is final for a plain re-run
+    out = slurm_cli(path, "--retry-failed")
+    assert "1 to run" in out.stdout
     row = pd.read_csv(tmp_path / "results/retry/trials.csv").iloc[0]
     assert row.status == "completed" and row.epochs == 1, out.stdout[-2000:]
 
 
 def test_max_concurrent_sets_the_array_throttle(cluster, tmp_path):
-    path = write_sweep(tmp_path, {"optim.beta1": [0.3, 0.5, 0.7]}, epochs=1, name="throttle")
-    sweep_cli(path, "--detach", "--max-concurrent=1")
+    path = slurm_sweep(tmp_path, {"optim.beta1": [0.3, 0.5, 0.7]}, epochs=1, name="throttle")
+    slurm_cli(path, "--detach", "--max-concurrent=1")
     jobs = read_json(tmp_path / "runs/throttle/slurm_jobs.json")
     try:
         array = next(iter(jobs.values())).split("_")[0]
         shown = subprocess.run(["scontrol", "show", "job", array], capture_output=True, text=True).stdout
         assert "ArrayTaskThrottle=1" in shown, shown
     finally:
-        sweep_cli(path, "--cancel")
+        slurm_cli(path, "--cancel")
 
 
 def test_no_progress_decision_stops_requeueing_only_a_requeued_task_stuck_at_its_start(monkeypatch):
-    from library.launch.slurm import no_progress
-
     class Handler:  # submitit's signal handler, as far as the decision reads it
         def __init__(self, timed_out):
             self.timed_out = timed_out
@@ -246,21 +218,19 @@ def test_no_progress_decision_stops_requeueing_only_a_requeued_task_stuck_at_its
     stuck = {"preempted": {"epoch": 2, "step": 40}, "resumed_from": {"epoch": 2, "step": 40}}
     moved = {"preempted": {"epoch": 2, "step": 48}, "resumed_from": {"epoch": 2, "step": 40}}
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert no_progress(stuck, Handler(True).requeue)
-    assert not no_progress(moved, Handler(True).requeue)
-    assert not no_progress(stuck, Handler(False).requeue)  # preempted early, not at the time limit: requeue
+    assert slurm.no_progress(stuck, Handler(True).requeue)
+    assert not slurm.no_progress(moved, Handler(True).requeue)
+    assert not slurm.no_progress(stuck, Handler(False).requeue)  # preempted early, not at the time limit: requeue
     monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
-    assert not no_progress(stuck, Handler(True).requeue)  # the first run: nothing was tried yet
+    assert not slurm.no_progress(stuck, Handler(True).requeue)  # the first run: nothing was tried yet
 
 
 def test_ray_slurm_job_signalled_before_its_time_limit_checkpoints_requeues_and_completes(cluster, tmp_path):
     # What Slurm does 90 s before the time limit (--signal=B:USR2@90), sent now: the batch script's trap makes the
     # running trial checkpoint at its next step and requeues the job, which resumes it there.
-    base = {**TINY, "train.epochs": 80, "eval.every": 80, "train.checkpoint_every": 1000}  # ~25 s left at the signal
-    path = tmp_path / "rayreq.py"
-    path.write_text("from library.sweep import Sweep, main\n"
-                    f"main(Sweep(name='rayreq', job='gan', metric='fd_domain', base={base!r}))\n")
-    (tmp_path / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 10\nray_cpus_per_node = 1\n')
+    base = {**BASE, "train.epochs": 80, "eval.every": 80, "train.checkpoint_every": 1000}  # ~25 s left at the signal
+    path = write_sweep(tmp_path, {}, name="rayreq", base=base)
+    write_site(tmp_path, SITE + "ray_cpus_per_node = 1\n")
     cli = [sys.executable, str(path), "--backend=ray-slurm", f"--site={tmp_path / 'site.toml'}"]
     subprocess.run([*cli, "--detach"], cwd=tmp_path, check=True, capture_output=True, timeout=120)
     (job,) = set(read_json(tmp_path / "runs/rayreq/slurm_jobs.json").values())

@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -20,6 +19,8 @@ from jobs.vae import VAEConfig
 from library import report
 from library.config import ConfigError, parse
 from library.results import collect
+from library.sweep import Sweep
+from library.trial import Trial
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMIT_MESSAGE = ("data.limit=20 is not allowed: at least train.batch_size=32 examples (0 = all); with fewer, "
@@ -72,10 +73,9 @@ def sweep_with_one_trial(root: Path, best_epoch: int, epoch_files: tuple[int, ..
         "status": "completed", "epoch": 2, "best_fd_domain": 12.5, "best_epoch": best_epoch,
         "final": {"fd_domain": 30.0}}))
     (run_dir / "metrics.json").write_text(json.dumps([{"epoch": 1, "fd_domain": 12.5}, {"epoch": 2, "fd_domain": 30.0}]))
-    sweep = SimpleNamespace(name="demo", job="gan", metric="fd_domain", mode="min", params=["optim.lr"], base={},
-                            project="p")
+    sweep = Sweep(name="demo", job="gan", metric="fd_domain", grid={"optim.lr": [2e-4]}, project="p")
     out = root / "results" / "demo"
-    collect(sweep, [SimpleNamespace(id="gan-0001", params={"optim.lr": 2e-4})], root / "runs", out)
+    collect(sweep, [Trial("gan-0001", {"optim.lr": 2e-4}, {"optim.lr": 2e-4})], root / "runs", out)
     return run_dir, out
 
 

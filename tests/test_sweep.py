@@ -9,33 +9,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from helpers import TINY, assert_same_run, sweep_cli, wandb_records, write_sweep
 from library.files import read_json
-from wandb_records import wandb_records
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = {"data.limit": 640, "eval.num_samples": 300, "eval.final_num_samples": 300}
-
-
-def write_sweep(folder: Path, grid: dict, epochs: int) -> Path:
-    path = folder / "tiny.py"
-    path.write_text(
-        "from library.sweep import Sweep, main\n"
-        f"main(Sweep(name='tiny', job='gan', metric='fd_domain', base={{**{TINY!r}, 'train.epochs': {epochs}}},"
-        f" grid={grid!r}))\n")
-    return path
 
 
 def run(sweep_file: Path, cwd: Path, *args) -> subprocess.CompletedProcess:
-    out = subprocess.run([sys.executable, str(sweep_file), "--backend=local", *args], cwd=cwd, capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-    return out
+    return sweep_cli(sweep_file, *args, cwd=cwd, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     folder = tmp_path_factory.mktemp("sweep")
-    sweep_file = write_sweep(folder, {"train.max_loss": [0.05, 1000.0]}, epochs=2)
+    sweep_file = write_sweep(folder, {"train.max_loss": [0.05, 1000.0]}, base={"train.epochs": 2})
     first = run(sweep_file, folder)
     return folder, sweep_file, first
 
@@ -47,7 +32,7 @@ def test_sweep_writes_one_row_per_trial_and_goes_on_past_a_diverged_trial(swept)
     by_status = dict(zip(table["train.max_loss"], table.status))
     assert by_status == {0.05: "diverged", 1000.0: "completed"}
     done = table[table.status == "completed"].iloc[0]
-    assert done.epochs == 2 and done.best_fd_domain > 0 and done.fd_domain_n_fake == 300
+    assert done.epochs == 2 and done.best_fd_domain > 0 and done.fd_domain_n_fake == TINY["eval.final_num_samples"]
     assert "exceeds train.max_loss" in table[table.status == "diverged"].iloc[0].reason
     assert pd.read_parquet(folder / "results/tiny/trials.parquet").trial.tolist() == table.trial.tolist()
     assert (folder / f"results/tiny/samples/{done.trial}.png").stat().st_size > 500
@@ -63,7 +48,7 @@ def test_rerunning_a_finished_sweep_runs_nothing_and_duplicates_no_row(swept):
     folder, sweep_file, _ = swept
     before = pd.read_csv(folder / "results/tiny/trials.csv")
     again = run(sweep_file, folder)
-    assert "2 finished before, 0 to run" in again.stdout
+    assert "2 finished before, 0 running elsewhere, 0 to run" in again.stdout
     pd.testing.assert_frame_equal(pd.read_csv(folder / "results/tiny/trials.csv"), before)
 
 
@@ -71,13 +56,17 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_matches_an_uninterrupted_run(tm
     grid = {"optim.beta1": [0.5]}
     straight_dir, killed_dir = tmp_path / "straight", tmp_path / "killed"
     straight_dir.mkdir(), killed_dir.mkdir()
-    sweep_file = write_sweep(tmp_path, grid, epochs=4)
+    # 640 digits and 300 samples per score: epochs long enough to kill the driver in the middle of the trial
+    sweep_file = write_sweep(tmp_path, grid, base={"train.epochs": 4, "data.limit": 640, "eval.num_samples": 300})
     run(sweep_file, straight_dir)
 
     proc = subprocess.Popen([sys.executable, str(sweep_file), "--backend=local"], cwd=killed_dir, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 240
-    while not list(killed_dir.glob("runs/tiny/*/checkpoints/epoch_00001.pt")) and time.time() < deadline:
+    # The status is written right after the epoch's checkpoint: wait for it, not for the checkpoint file, or the kill
+    # can fall between the two and leave no status to look at.
+    while not any(read_json(p).get("epoch", 0) >= 1 for p in killed_dir.glob("runs/tiny/*/status.json")) \
+            and time.time() < deadline:
         time.sleep(0.2)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -87,11 +76,11 @@ def test_kill_9_mid_trial_then_rerun_resumes_and_matches_an_uninterrupted_run(tm
     assert interrupted["status"] == "running" and interrupted["epoch"] < 4
 
     resumed = run(sweep_file, killed_dir)
-    assert "0 finished before, 1 to run" in resumed.stdout
+    assert "0 finished before, 0 running elsewhere, 1 to run" in resumed.stdout
     status = read_json(status_file)
     assert status["status"] == "completed" and status["resumed_from_epoch"] >= 1
-    (straight,) = read_json(next(straight_dir.glob("runs/tiny/*/status.json")))["final"],
-    assert status["final"] | {"elapsed_s": 0} == straight | {"elapsed_s": 0}
+    (straight,) = straight_dir.glob("runs/tiny/*/status.json")
+    assert_same_run(status_file.parent, straight.parent)
 
 
 def test_every_trial_has_an_offline_wandb_run_with_its_metrics_and_images(swept):
@@ -106,7 +95,7 @@ def test_every_trial_has_an_offline_wandb_run_with_its_metrics_and_images(swept)
         assert (run.run_id, run.run_group, run.job_type, run.project) == ("tiny-" + trial["trial"], "tiny", "gan",
                                                                           "dl-studies")
         config = {i.key: json.loads(i.value_json) for i in run.config.update}
-        assert config["train.max_loss"] == trial["train.max_loss"] and config["data.limit"] == 640
+        assert config["train.max_loss"] == trial["train.max_loss"] and config["data.limit"] == TINY["data.limit"]
         history = [{i.key or ".".join(i.nested_key): json.loads(i.value_json) for i in r.history.item}
                    for r in records if r.WhichOneof("record_type") == "history"]
         assert [h["epoch"] for h in history] == list(range(1, trial["epochs"] + 1))

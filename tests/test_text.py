@@ -16,13 +16,13 @@ import torch
 from torch import nn
 
 from library.config import ConfigError, parse
-from library.data import DatasetNotReady
+from library.data import DatasetNotReady, Download
 from library.data.__main__ import main
-from library.data.text import (TEXT_DATASETS, Fetch, load_text, read_aclimdb, read_imdb_csv, read_language_folder,
+from library.data.text import (TEXT_DATASETS, load_text, read_aclimdb, read_imdb_csv, read_language_folder,
                                read_text_files)
+from library.data.text_preprocess import (PreprocessConfig, build_vocab, cache_key, cached, encode, pipeline,
+                                          split_indices, train_word2vec)
 from library.models.rnn import HandLSTM, PalindromeNet
-from library.text import (PreprocessConfig, build_vocab, cache_key, cached, encode, pipeline, split_indices,
-                          train_word2vec)
 
 REPO = Path(__file__).resolve().parents[1]
 REVIEW = 'A <b>truly</b> great film.<br /><br />I loved the "acting", and the running jokes.'
@@ -122,7 +122,7 @@ def test_word2vec_is_deterministic_across_processes_and_cached(tmp_path):
     assert "the" in kv.key_to_index and kv.vector_size == 16
     assert torch.equal(torch.from_numpy(kv["government"]),
                        torch.from_numpy(train_word2vec(docs, 16, 3, 2, 2, seed=0)["government"]))
-    code = ("from library.data.text import load_text; from library.text import *; "
+    code = ("from library.data.text import load_text; from library.data.text_preprocess import *; "
             "docs = [pipeline(PreprocessConfig())(l) for l in load_text('lee').splitlines()[:150]]; "
             "print(train_word2vec(docs, 16, 3, 2, 2, seed=0)['government'].tolist())")
     other = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONHASHSEED": "123"},
@@ -142,6 +142,7 @@ def test_hand_written_lstm_cell_matches_nn_lstm_with_the_same_weights():
     x = torch.randn(4, 7, 10, requires_grad=True)
     (out_ref, (h_ref, c_ref)), (out, (h, c)) = reference(x), hand(x)
     torch.testing.assert_close(out, out_ref, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h, h_ref, rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(c, c_ref, rtol=1e-5, atol=1e-6)
     grad_ref = torch.autograd.grad(out_ref.sum(), x)[0]
     torch.testing.assert_close(torch.autograd.grad(out.sum(), x)[0], grad_ref, rtol=1e-5, atol=1e-6)
@@ -157,7 +158,7 @@ def test_palindromes_are_palindromes_and_the_net_reads_them():
 
 
 def serve(tmp_path, monkeypatch, name: str, archive: Path) -> None:
-    item = Fetch(archive.as_uri(), TEXT_DATASETS[name].fetch[0].filename, hashlib.md5(archive.read_bytes()).hexdigest())
+    item = Download(TEXT_DATASETS[name].fetch[0].filename, archive.as_uri(), hashlib.md5(archive.read_bytes()).hexdigest())
     monkeypatch.setitem(TEXT_DATASETS, name, dataclasses.replace(TEXT_DATASETS[name], fetch=(item,)))
 
 

@@ -7,13 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
+from helpers import gan_config
 from jobs.gan import GANConfig, JOB
 from library.config import MECHANICS, TrainConfig, default_values, identity, parse, section, to_dict
 from library.files import write_json
-from library.sweep import Sweep, expand, trial_id
-from library.train import CHECKPOINTS, STATUS, Resources, fit
-
-TINY = {"train.epochs": 2, "data.limit": 640, "eval.num_samples": 300, "eval.final_num_samples": 300}
+from library.sweep import Sweep, expand
+from library.trial import trial_id
+from library.checkpoint import CHECKPOINTS, restore
+from library.resources import Resources
+from library.train import fit, make_context
+from library.trial import STATUS
 
 
 def ids(**base):
@@ -52,7 +55,7 @@ def test_a_new_key_at_its_default_leaves_every_id_unchanged():
 
 
 def test_a_checkpoint_resumes_under_other_run_mechanics_and_new_keys_but_not_under_another_config(tmp_path):
-    config = to_dict(parse(GANConfig, {**TINY, "train.keep_checkpoints": 2}))
+    config = gan_config(**{"train.epochs": 2, "train.keep_checkpoints": 2})
     assert fit("gan", config, tmp_path, Resources())["status"] == "completed"
     (tmp_path / CHECKPOINTS / "epoch_00002.pt").unlink()  # interrupted after epoch 1
     path = tmp_path / CHECKPOINTS / "epoch_00001.pt"  # ... by code that had no train.max_loss yet
@@ -67,6 +70,24 @@ def test_a_checkpoint_resumes_under_other_run_mechanics_and_new_keys_but_not_und
     assert "holds a checkpoint of a different config (changed: ['optim.lr'])" in refused["reason"]
 
 
+@pytest.mark.parametrize("saved, now, changed", [
+    ({"optim.beta1": 0.3}, {}, ["optim.beta1"]),  # the checkpoint has a value where the config now has the default
+    ({}, {"optim.lr": 1e-3}, ["optim.lr"]),  # ... the default where the config now has a value
+    ({"optim.lr": 1e-3, "train.seed": 1}, {"optim.lr": 2e-3, "train.seed": 1}, ["optim.lr"]),
+    ({"train.keep_checkpoints": 5}, {"optim.lr": 1e-3, "train.keep_checkpoints": 1}, ["optim.lr"]),  # not mechanics
+])
+def test_restore_refuses_a_checkpoint_of_another_config_naming_each_changed_key(tmp_path, saved, now, changed):
+    (tmp_path / CHECKPOINTS).mkdir()
+    checkpoint = tmp_path / CHECKPOINTS / "epoch_00001.pt"
+    torch.save({"config": gan_config(**saved), "epoch": 1}, checkpoint)
+    written = checkpoint.read_bytes()
+    cfg = parse(GANConfig, gan_config(**now))
+    with pytest.raises(RuntimeError) as e:
+        restore(make_context(cfg, tmp_path, want_gpu=False), to_dict(cfg))
+    assert f"holds a checkpoint of a different config (changed: {changed}); refusing to resume it" in str(e.value)
+    assert checkpoint.read_bytes() == written  # refused, and left for the user to look at
+
+
 def fake_trial(run_dir, config, fd):
     """A finished trial's run dir as the harness leaves it: a checkpoint holding its config, and its status."""
     (run_dir / CHECKPOINTS).mkdir(parents=True)
@@ -78,7 +99,7 @@ def fake_trial(run_dir, config, fd):
 
 def test_results_keep_the_finished_trials_of_an_earlier_run_of_the_sweep(tmp_path, capsys):
     from library import results
-    from library.sweep import finish
+    from library.driver import finish
 
     sweep = Sweep(name="t", job="gan", metric="fd_domain", grid={"optim.beta1": [0.3, 0.5]})
     earlier_run = expand(sweep)
@@ -89,7 +110,7 @@ def test_results_keep_the_finished_trials_of_an_earlier_run_of_the_sweep(tmp_pat
     narrowed = expand(Sweep(name="t", job="gan", metric="fd_domain", grid={"optim.beta1": [0.3]}))  # --optim.beta1=0.3
     assert [t.id for t in narrowed] == [earlier_run[0].id]
 
-    finish(sweep, narrowed, run_root, out_dir)
+    finish(sweep, narrowed, run_root, out_dir, [])
     table = pd.read_csv(out_dir / "trials.csv")
     assert table[["trial", "optim.beta1", "status", "best_fd_domain", "current"]].values.tolist() == [
         [earlier_run[0].id, 0.3, "completed", 2.0, True], [earlier_run[1].id, 0.5, "completed", 3.0, False]]

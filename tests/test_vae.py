@@ -5,7 +5,9 @@ from PIL import Image
 from jobs.vae import JOB, splits
 from library.config import ConfigError, parse, to_dict
 from library.models.vae import VAE, interpolate, vae_loss
-from library.train import Resources, fit, read_json
+from library.files import read_json
+from library.resources import Resources
+from library.train import fit
 
 import pytest
 

@@ -1,12 +1,13 @@
 """The W&B report of a sweep: its structure, built and serialized offline, and publish's fail-fast without a key."""
+import json
 import socket
-import time
 
 import pytest
 
 pytest.importorskip("wandb_workspaces")
 
-from library.wandb_report import publish, report_spec  # noqa: E402
+from library.report.__main__ import main  # noqa: E402
+from library.wandb_report import publish, publish_results, report_spec  # noqa: E402
 
 PARAMS = ["optim.beta1", "model.noise_dim"]
 ARGS = dict(sweep="gan_betas", project="dl-studies", metric="fd_domain", mode="min", params=PARAMS, job="gan")
@@ -84,13 +85,45 @@ def test_bad_mode():
         report_spec(entity=None, **{**ARGS, "mode": "lowest"})
 
 
-def test_publish_without_a_key_fails_fast(monkeypatch, tmp_path):
+@pytest.fixture
+def logged_out(monkeypatch, tmp_path):
+    """No W&B key in the environment, in a netrc file or in wandb's settings."""
     for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    start = time.monotonic()
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "no-wandb-config"))
+    monkeypatch.chdir(tmp_path)
+
+
+def test_publish_without_a_key_fails_fast(logged_out):
     with pytest.raises(RuntimeError, match="wandb login") as err:
         publish(entity=None, **ARGS)
     assert "python -m library.report gan_betas --wandb" in str(err.value)
-    assert time.monotonic() - start < 2
+
+
+def sweep_results(root):
+    """The results folder of a sweep that has its record (sweep.json) and no trial yet."""
+    folder = root / "results" / "gan_betas"
+    folder.mkdir(parents=True)
+    folder.joinpath("sweep.json").write_text(json.dumps({**{k: v for k, v in ARGS.items() if k != "sweep"},
+                                                         "name": "gan_betas", "base": {}}))
+    return folder
+
+
+def test_publish_results_reads_the_sweep_record(logged_out, tmp_path):
+    folder = sweep_results(tmp_path)
+    with pytest.raises(RuntimeError, match="python -m library.report gan_betas --wandb"):
+        publish_results(folder)
+    with pytest.raises(RuntimeError, match="sweep.json does not exist"):
+        publish_results(tmp_path)
+
+
+def test_cli_wandb_builds_the_page_then_says_to_log_in(logged_out, tmp_path, capsys):
+    folder = sweep_results(tmp_path)
+    with pytest.raises(SystemExit) as exit:
+        main(["gan_betas", "--results-dir", str(folder.parent), "--wandb"])
+    out = capsys.readouterr()
+    assert exit.value.code == 2 and "wandb login" in out.err and "Traceback" not in out.err
+    assert out.out.strip() == str(folder / "report.html")
+    assert "No trial reported fd_domain." in (folder / "report.html").read_text()

@@ -37,7 +37,7 @@ class ImageData:
 class Download:
     filename: str
     url: str
-    md5: str
+    md5: str  # "" where the publisher's file changes over time: then it is verified by parsing it
 
 
 Reader = Callable[[Path, str, int], tuple[np.ndarray, np.ndarray]]  # (directory, split, size)
@@ -151,9 +151,10 @@ def missing_files(name: str, root: str | os.PathLike, size: int) -> list[Path]:
     return [path for path in paths if not path.is_file()]
 
 
-def prepare_command(name: str, root: str | os.PathLike, size: int) -> str:
+def prepare_command(name: str, root: str | os.PathLike, size: int | None = None) -> str:
+    """The command that prepares a dataset (image or text) under `root`; `size` for an image set with several."""
     command = f"python -m library.data prepare {name} --root {shlex.quote(str(root))}"
-    return command + (f" --size {size}" if len(dataset_spec(name).sizes) > 1 else "")
+    return command + (f" --size {size}" if size is not None and len(dataset_spec(name).sizes) > 1 else "")
 
 
 def _check(spec: DatasetSpec, images: np.ndarray, labels: np.ndarray, size: int) -> None:
@@ -179,12 +180,13 @@ def load_images(name: str, root: str | os.PathLike | None = None, split: str = "
     size = spec.native_size(image_size)
     fix = f"run: {prepare_command(name, root, size)}"
     if missing := missing_files(name, root, size):
-        raise DatasetNotReady(f"{name} is not prepared, missing {', '.join(map(str, missing))}; {fix}")
+        # What to do first: a table shows a failure's first line, and the list of paths can be long.
+        raise DatasetNotReady(f"{name} is not prepared; {fix} (missing {', '.join(map(str, missing))})")
     try:
         images, labels = spec.read(dataset_dir(name, root), split, size)
         _check(spec, images, labels, size)
     except CorruptFile as e:
-        raise DatasetNotReady(f"{name} ({split} split) is corrupt: {e}; {fix}") from e
+        raise DatasetNotReady(f"{name} ({split} split) is corrupt; {fix} ({e})") from e
     tensor = torch.from_numpy(images)
     if image_size is not None and image_size != size:
         tensor = resize(tensor, image_size)

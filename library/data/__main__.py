@@ -4,39 +4,18 @@ Run `prepare` where there is internet (the login node); jobs on compute nodes on
 Download timeout: --timeout, default $LIBRARY_DOWNLOAD_TIMEOUT or 60 s.
 """
 import argparse
-import hashlib
 import os
-import shutil
 import sys
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 
-from library.data import (DATASETS, DatasetNotReady, DatasetSpec, Download, dataset_dir, dataset_spec, default_root,
+from library.data import (DATASETS, DatasetNotReady, DatasetSpec, dataset_dir, dataset_spec, default_root,
                           load_images, missing_files, prepare_command)
+from library.data.download import download_missing
 from library.data.images import CorruptFile, image_files, read_image_folder
 from library.data.text import TEXT_DATASETS, list_text, prepare_text
 from library.files import atomic_write
-
-
-def md5(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "md5").hexdigest()
-
-
-def fetch(item: Download, dest: Path, timeout: float) -> None:
-    """Download to a temporary name and rename only once the md5 matches, so an interrupted or
-    wrong download never looks prepared."""
-    part = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(item.url, timeout=timeout) as response, open(part, "wb") as f:
-            shutil.copyfileobj(response, f)
-        if (got := md5(part)) != item.md5:
-            raise DatasetNotReady(f"{item.url} downloaded with md5 {got}, expected {item.md5}")
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
 
 
 def prepare(name: str, root: Path, image_size: int | None, timeout: float) -> None:
@@ -47,23 +26,11 @@ def prepare(name: str, root: Path, image_size: int | None, timeout: float) -> No
     if spec.embedded:
         print(f"{name}: embedded, nothing to download")
     elif spec.placed:
-        convert_placed(name, spec, dataset_dir(name, root), size)
+        convert_placed(name, spec, root, size)
     else:
-        directory = dataset_dir(name, root)
-        directory.mkdir(parents=True, exist_ok=True)
-        todo = [item for item in spec.files[size]
-                if not ((directory / item.filename).is_file() and md5(directory / item.filename) == item.md5)]
-        for i, item in enumerate(todo):
-            print(f"downloading {item.url}", flush=True)
-            try:
-                fetch(item, directory / item.filename, timeout)
-            except OSError as e:  # URLError, timeouts, refused connections, a full disk
-                names = ", ".join(left.filename for left in todo[i:])
-                raise DatasetNotReady(
-                    f"could not download {item.url} ({getattr(e, 'reason', e)}). If this machine is offline, "
-                    f"fetch {names} elsewhere, place them in {directory}, and re-run "
-                    f"`{prepare_command(name, root, size)}` to verify them") from e
-        print(f"{name}: {len(spec.files[size]) - len(todo)} file(s) already verified, {len(todo)} downloaded")
+        files = spec.files[size]
+        fetched = download_missing(files, dataset_dir(name, root), timeout, prepare_command(name, root, size))
+        print(f"{name}: {len(files) - fetched} file(s) already verified, {fetched} downloaded")
     for split in spec.splits:  # prove that every split parses, not just that the bytes arrived
         data = load_images(name, root, split, size)
         print(f"{name} {split}: {len(data.labels)} images of {'x'.join(map(str, data.images.shape[1:]))}")
@@ -74,12 +41,13 @@ def save_array(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def convert_placed(name: str, spec: DatasetSpec, directory: Path, size: int) -> None:
+def convert_placed(name: str, spec: DatasetSpec, root: Path, size: int) -> None:
     """A dataset nobody can download for the user: read the images they placed, store them as one array."""
+    directory = dataset_dir(name, root)
     paths = image_files(directory) if directory.is_dir() else []
     if not paths:
         raise DatasetNotReady(f"{name} is not downloaded for you: place {spec.placed} under {directory} (any "
-                              f"depth), then re-run `python -m library.data prepare {name}`")
+                              f"depth), then re-run `{prepare_command(name, root)}`")
     print(f"{name}: reading {len(paths)} images under {directory}", flush=True)
     try:
         images = read_image_folder(paths, size)

@@ -9,21 +9,18 @@ from __future__ import annotations
 
 import bz2
 import csv
-import hashlib
 import html
 import os
 import re
-import shlex
-import shutil
 import sys
 import tarfile
-import urllib.request
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from library.data import DatasetNotReady, default_root
+from library.data import DatasetNotReady, Download, default_root, prepare_command
+from library.data.download import download_missing
 
 
 @dataclass(frozen=True)
@@ -34,18 +31,11 @@ class Labelled:
 
 
 @dataclass(frozen=True)
-class Fetch:
-    url: str
-    filename: str
-    md5: str  # "" where the publisher's file changes over time: then it is verified by parsing it
-
-
-@dataclass(frozen=True)
 class TextSource:
     kind: str  # labelled | corpus | languages
     read: Callable[[Path], object]  # the dataset's folder -> list[Labelled] | str | dict[str, str]
     subdir: str = ""
-    fetch: tuple[Fetch, ...] = ()  # () = embedded in an installed package
+    fetch: tuple[Download, ...] = ()  # () = embedded in an installed package
     unpack: Callable[[Path, Path], None] | None = None  # (downloaded file, folder) -> the readable layout
 
     @property
@@ -157,24 +147,20 @@ KAGGLE_CSV = "IMDB Dataset.csv"
 
 TEXT_DATASETS: dict[str, TextSource] = {
     "pang_lee": TextSource("labelled", lambda _: read_pang_lee(gensim_file("pang_lee_polarity.cor"))),
-    "imdb": TextSource("labelled", read_imdb, "imdb", unpack=untar, fetch=(Fetch(
-        "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz", "aclImdb_v1.tar.gz",
+    "imdb": TextSource("labelled", read_imdb, "imdb", unpack=untar, fetch=(Download(
+        "aclImdb_v1.tar.gz", "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
         "7c2ac02c03563afcf9b574c7e56c153a"),)),
     "lee": TextSource("corpus", lambda _: gensim_file("lee_background.cor").read_text(encoding="utf-8")),
-    "shakespeare": TextSource("corpus", lambda d: read_text_files([d / "input.txt"]), "shakespeare", fetch=(Fetch(
-        "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
-        "input.txt", ""),)),
-    "dickens": TextSource("corpus", lambda d: read_text_files([d / "pg98.txt"]), "dickens", fetch=(Fetch(
-        "https://www.gutenberg.org/cache/epub/98/pg98.txt", "pg98.txt", ""),)),  # A Tale of Two Cities
+    "shakespeare": TextSource("corpus", lambda d: read_text_files([d / "input.txt"]), "shakespeare", fetch=(Download(
+        "input.txt", "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+        ""),)),
+    "dickens": TextSource("corpus", lambda d: read_text_files([d / "pg98.txt"]), "dickens", fetch=(Download(
+        "pg98.txt", "https://www.gutenberg.org/cache/epub/98/pg98.txt", ""),)),  # A Tale of Two Cities
     "gensim_langs": TextSource("languages", gensim_languages),
-    "names": TextSource("languages", read_language_folder, "names", unpack=unzip_names, fetch=(Fetch(
-        "https://download.pytorch.org/tutorial/data.zip", "data.zip", ""),)),  # 18 languages' surnames
+    "names": TextSource("languages", read_language_folder, "names", unpack=unzip_names, fetch=(Download(
+        "data.zip", "https://download.pytorch.org/tutorial/data.zip", ""),)),  # 18 languages' surnames
 }
 NLTK_PACKAGES = ("stopwords", "wordnet", "omw-1.4")
-
-
-def prepare_command(name: str, root: str | os.PathLike) -> str:
-    return f"python -m library.data prepare {name} --root {shlex.quote(str(root))}"
 
 
 def load_text(name: str, root: str | os.PathLike | None = None, kind: str | None = None):
@@ -193,43 +179,18 @@ def load_text(name: str, root: str | os.PathLike | None = None, kind: str | None
                               f"run: {prepare_command(name, root)}") from e
 
 
-def md5(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "md5").hexdigest()
-
-
-def fetch(item: Fetch, dest: Path, timeout: float) -> None:
-    """Download to a temporary name and rename only once verified, so a broken download never looks done."""
-    part = dest.with_name(dest.name + ".part")
-    try:
-        with urllib.request.urlopen(item.url, timeout=timeout) as response, open(part, "wb") as f:
-            shutil.copyfileobj(response, f)
-        if item.md5 and (got := md5(part)) != item.md5:
-            raise DatasetNotReady(f"{item.url} downloaded with md5 {got}, expected {item.md5}")
-        os.replace(part, dest)
-    finally:
-        part.unlink(missing_ok=True)
-
-
 def prepare_text(name: str, root: Path, timeout: float) -> None:
     """Download and unpack what is missing, then prove the set reads."""
     if name == "nltk_data":
         return prepare_nltk(root)
     source = TEXT_DATASETS[name]
     folder = root / source.subdir
+    if source.fetch:
+        download_missing(source.fetch, folder, timeout, prepare_command(name, root))
     for item in source.fetch:
-        dest, unpacked = folder / item.filename, folder / f".unpacked-{item.filename}"
-        if not dest.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            print(f"downloading {item.url}", flush=True)
-            try:
-                fetch(item, dest, timeout)
-            except OSError as e:
-                raise DatasetNotReady(f"could not download {item.url} ({getattr(e, 'reason', e)}). If this machine "
-                                      f"is offline, fetch it elsewhere, place it as {dest}, and re-run "
-                                      f"`{prepare_command(name, root)}`") from e
+        unpacked = folder / f".unpacked-{item.filename}"
         if source.unpack and not unpacked.exists():
-            source.unpack(dest, folder)
+            source.unpack(folder / item.filename, folder)
             unpacked.touch()  # a re-run does not unpack 80 MB again
     data = load_text(name, root)
     size = {"labelled": lambda: f"{len(data)} labelled texts", "corpus": lambda: f"{len(data):,} characters",

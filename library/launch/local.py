@@ -14,13 +14,47 @@ from pathlib import Path
 import torch
 from ray.tune import Callback
 
-from library.files import read_json, write_json
 from library.launch import reaper
+from library.launch.backend import LaunchOptions
+from library.resources import DRIVER_CPU, Resources
+from library.sweep import Sweep
 from library.tracking import start_shared_service, stop_shared_service
-from library.train import DRIVER_CPU, STATUS, Resources, fit
+from library.train import fit
+from library.trial import Status, Trial, holder, mark, read_status
 
 
-def run(sweep, trials, run_root: Path, max_concurrent: int = 0, tracking: dict | None = None,
+class LocalBackend:
+    """Runs the trials to their end in this process's Ray Tune; nothing is queued, so nothing to follow or cancel."""
+
+    name = "local"
+    queued = False
+
+    def __init__(self, options: LaunchOptions):
+        self.options = options
+
+    def check(self, sweep: Sweep) -> None:
+        sweep.resources.check_fits({"CPU": float("inf"), "GPU": torch.cuda.device_count()}, "this machine")
+
+    def busy(self, run_root: Path, trials: list[Trial]) -> dict[str, str]:
+        return {t.id: f"trained right now by {who} (e.g. a Slurm task of this sweep)"
+                for t in trials if (who := holder(run_root / t.id))}
+
+    def submit(self, sweep: Sweep, trials: list[Trial], run_root: Path) -> str:
+        print(f"logs in {run_root}/ray.log", flush=True)
+        run(sweep, trials, run_root, self.options.max_concurrent)
+        return f"{len(trials)} trial(s) ran on this machine"
+
+    def follow(self, run_root: Path, trials: list[Trial], metric: str) -> None:
+        pass
+
+    def reconcile(self, run_root: Path, trials: list[Trial]) -> None:
+        pass
+
+    def cancel(self, run_root: Path) -> list[str]:
+        return []
+
+
+def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int = 0, tracking: dict | None = None,
         address: str | None = None) -> None:
     """Run the trials through Ray Tune: on a private Ray of this machine, or on the cluster at `address`."""
     import ray
@@ -88,11 +122,9 @@ def run_trial(param: dict, job: str, resources: Resources, tracking: dict) -> No
 
 def mark_stopped(run_dir: Path) -> None:
     """A trial that Tune's scheduler ended early: final, so a re-run does not resume it."""
-    status = read_json(run_dir / STATUS, {})
-    if status.get("status") == "running":
-        status.update(status="stopped", reason=f"stopped early by ASHA after epoch {status.get('epoch')}: "
-                                               "behind the other trials at that rung")
-        write_json(run_dir / STATUS, status)
+    epoch = read_status(run_dir).get("epoch")
+    mark(run_dir, Status.STOPPED, f"stopped early by ASHA after epoch {epoch}: behind the other trials at that rung",
+         only_if=(Status.RUNNING,))
 
 
 def route_ray_logs(path: Path) -> None:
@@ -132,12 +164,12 @@ class ProgressView(Callback):
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.done += 1
         run_dir = Path(trial.config["trial"]["run_dir"])
-        status = read_json(run_dir / STATUS, {})
+        status = read_status(run_dir)
         best = status.get(f"best_{self.metric}")
         text = status.get("status", "ended without status")
         if at := status.get("preempted"):
             text = f"checkpointed at epoch {at['epoch'] + 1}, step {at['step']}; resumes later"
-        elif text == "running":  # Tune ended a multi-worker trial that had epochs left: its scheduler stopped it
+        elif text == Status.RUNNING:  # Tune ended a multi-worker trial that had epochs left: its scheduler stopped it
             self.stopped.append(run_dir)
             text = f"stopped early by ASHA after epoch {status.get('epoch')}"
         if best is not None:

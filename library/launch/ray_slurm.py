@@ -14,8 +14,11 @@ import sys
 from pathlib import Path
 
 from library.files import read_json, write_json, write_text
-from library.launch.slurm import SiteProfile, check_request, run_slurm
-from library.train import STOP_REQUEST, Resources
+from library.launch import local
+from library.launch.slurm import SiteProfile, SlurmBackend, check_request, record_jobs, run_slurm
+from library.resources import Resources
+from library.sweep import RECORD, Sweep
+from library.trial import STATUS, STOP_REQUEST, Trial, status_of
 
 FOLDER = "ray_slurm"
 
@@ -41,7 +44,7 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
     start = [ray, "start", f"--num-gpus={gpus}", "--temp-dir=$RAY_TMP", "--block"]
     # Multi-worker trials' Tune processes hold a sliver of a CPU each (library.train.DRIVER_CPU).
     head_cpus = "$((SLURM_CPUS_PER_TASK + 1))" if res.workers else "$SLURM_CPUS_PER_TASK"
-    spec = shlex.quote(str(folder / "sweep.json"))
+    spec = shlex.quote(str(folder / RECORD))
     lines += [
         "set -uo pipefail", *site.slurm_setup,
         "# One Ray head per job: port and temp dir from the job id, so jobs sharing a node never collide.",
@@ -70,7 +73,7 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
         "on_usr2() {",
         "  preempted=1",
         "  echo \"ray-slurm: SIGUSR2 at $(date +%T): checkpointing the running trials, then requeueing\"",
-        f"  for d in {shlex.quote(str(run_root))}/*/; do [ -f \"$d/status.json\" ] && touch \"$d/{STOP_REQUEST}\"; done",
+        f"  for d in {shlex.quote(str(run_root))}/*/; do [ -f \"$d/{STATUS}\" ] && touch \"$d/{STOP_REQUEST}\"; done",
         "  (sleep 60; kill \"$driver\" 2>/dev/null) &  # a trial stuck outside its step loop: requeue anyway",
         "  guard=$!",
         "}",
@@ -86,18 +89,11 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
     return "\n".join(lines) + "\n"
 
 
-def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict, nodes: int = 1) -> str:
-    """Write the sweep's trials and the job script under runs/SWEEP/ray_slurm/, sbatch it, return the job id."""
-    check_request(site, sweep.resources)
-    gpus = site.ray_gpus_per_node * nodes
-    sweep.resources.check_fits({"CPU": float("inf"), "GPU": gpus},
-                               f"the Ray cluster job ({nodes} node(s) x site.ray_gpus_per_node={site.ray_gpus_per_node})")
+def submit(sweep: Sweep, trials: list[Trial], run_root: Path, site: SiteProfile, nodes: int = 1) -> str:
+    """Write the sweep's record with its trials and the job script under runs/SWEEP/ray_slurm/, sbatch it, return
+    the job id."""
     folder = run_root / FOLDER
-    write_json(folder / "sweep.json", {
-        "name": sweep.name, "job": sweep.job, "metric": sweep.metric, "mode": sweep.mode, "run_root": str(run_root),
-        "early_stop": vars(sweep.early_stop) if sweep.early_stop else None,
-        "resources": vars(sweep.resources), "tracking": tracking,
-        "trials": [{"id": t.id, "params": t.params, "config": t.config} for t in trials]})
+    write_json(folder / RECORD, {**sweep.record(trials), "run_root": str(run_root)})
     script = folder / "job.sbatch"
     write_text(script, sbatch_script(sweep.name, run_root, site, sweep.resources, nodes, len(trials), sys.executable))
     try:
@@ -105,31 +101,42 @@ def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict, nod
     except RuntimeError as e:
         raise RuntimeError(f"Slurm refused the submission: {e}") from None
     job = out.strip().split(";")[0]
-    write_json(run_root / "slurm_jobs.json", {**read_json(run_root / "slurm_jobs.json", {}),
-                                              **{t.id: job for t in trials}})
+    record_jobs(run_root, {t.id: job for t in trials})
     return job
 
 
-def run_inside_job(spec_path: Path) -> None:
+def run_inside_job(record_path: Path) -> None:
     """The driver inside the sbatch job: the local backend, attached to this job's Ray cluster."""
-    from library.launch import local
-    from library.search import ASHA
-    from library.sweep import FINISHED, Sweep, Trial, trial_status
-
-    spec = read_json(spec_path)
-    sweep = Sweep(name=spec["name"], job=spec["job"], metric=spec["metric"], mode=spec["mode"],
-                  resources=Resources(**spec["resources"]),
-                  early_stop=ASHA(**spec["early_stop"]) if spec["early_stop"] else None)
-    run_root = Path(spec["run_root"])
-    trials = [Trial(t["id"], t["params"], t["config"]) for t in spec["trials"]]
-    todo = [t for t in trials if trial_status(run_root, t) not in FINISHED]  # a requeued job resumes, not repeats
+    record = read_json(record_path)
+    sweep = Sweep.from_record(record)
+    run_root = Path(record["run_root"])
+    trials = [Trial.from_json(t) for t in record["trials"]]
+    # A requeued job resumes, not repeats: trials that ended stay as they are (a failed one submitted again with
+    # --retry-failed was queued again by record_jobs).
+    todo = [t for t in trials if not status_of(run_root / t.id).final]
     print(f"{sweep.name}: {len(trials) - len(todo)} finished before, {len(todo)} to run", flush=True)
     if todo:
-        local.run(sweep, todo, run_root, tracking=spec["tracking"], address="auto")
+        local.run(sweep, todo, run_root, tracking=record["tracking"], address="auto")
+
+
+class RaySlurmBackend(SlurmBackend):
+    """One sbatch job starts a Ray cluster on --nodes nodes and runs the whole sweep in it (ASHA allowed)."""
+
+    name = "ray-slurm"
+
+    def check(self, sweep: Sweep) -> None:
+        check_request(self.site, sweep.resources)
+        nodes, gpus = self.options.nodes, self.site.ray_gpus_per_node
+        sweep.resources.check_fits({"CPU": float("inf"), "GPU": gpus * nodes},
+                                   f"the Ray cluster job ({nodes} node(s) x site.ray_gpus_per_node={gpus})")
+
+    def submit(self, sweep: Sweep, trials: list[Trial], run_root: Path) -> str:
+        job = submit(sweep, trials, run_root, self.site, self.options.nodes)
+        return f"submitted Slurm job {job} (a Ray cluster on {self.options.nodes} node(s)); log in {run_root}/{FOLDER}"
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m library.launch.ray_slurm")
     parser.add_argument("command", choices=["run"])
-    parser.add_argument("spec", type=Path)
-    run_inside_job(parser.parse_args().spec)
+    parser.add_argument("record", type=Path)
+    run_inside_job(parser.parse_args().record)

@@ -1,4 +1,4 @@
-"""The Slurm backend: one submitit array task per trial, `%` limiting how many run at once.
+"""The slurm backend: one submitit array task per trial, `%` limiting how many run at once.
 
 Each task trains its trial through the harness (Ray Train on the task's allocation: DDP over the node's
 GPUs). A task is a submitit Checkpointable: on preemption or before its time limit Slurm sends SIGUSR2 and
@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,11 @@ import submitit
 
 from library.config import ConfigError, parse, require
 from library.files import read_json, write_json
-from library.train import ENDED, STATUS, STOP_REQUEST, Resources, fit
+from library.launch.backend import LaunchOptions
+from library.resources import Resources
+from library.sweep import Sweep
+from library.train import fit
+from library.trial import Status, Trial, mark, queue_again, read_status, request_stop, status_of
 
 JOBS = "slurm_jobs.json"
 ACTIVE = {"UNKNOWN", "PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
@@ -97,12 +99,11 @@ class TrialTask(submitit.helpers.Checkpointable):
         requeue = signal.getsignal(signal.SIGUSR2)  # submitit's handler: checkpoint() and requeue
         asked: list[int] = []
 
-        def request_stop(signum, frame):
+        def on_signal(signum, frame):
             if asked and signum == signal.SIGUSR2 and asked[-1] == -1:  # the harness did not stop in time
                 requeue(signum, frame)
             asked.append(signum)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / STOP_REQUEST).touch()
+            request_stop(run_dir)
             if signum == signal.SIGUSR2:
                 timer = threading.Timer(FALLBACK_S, fallback)
                 timer.daemon = True
@@ -113,8 +114,8 @@ class TrialTask(submitit.helpers.Checkpointable):
                 asked.append(-1)
                 os.kill(os.getpid(), signal.SIGUSR2)
 
-        signal.signal(signal.SIGUSR2, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGUSR2, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
         if self.resources.workers > 0:
             start_private_ray(self.resources)
         status = fit(self.job, self.trial["config"], run_dir, self.resources, tracking=self.tracking)
@@ -125,11 +126,10 @@ class TrialTask(submitit.helpers.Checkpointable):
         if signal.SIGUSR2 not in asked:  # SIGTERM: Slurm itself requeues (or cancels) the job
             return "preempted"
         if no_progress(status, requeue):
-            status.update(status="failed", reason=(
-                f"no progress since the last requeue (still at epoch {status['preempted']['epoch']}, step "
-                f"{status['preempted']['step']}): start-up takes the whole time left; raise site.timeout_min"))
-            write_json(run_dir / STATUS, status)
-            return "failed"
+            mark(run_dir, Status.FAILED, f"no progress since the last requeue (still at epoch "
+                 f"{status['preempted']['epoch']}, step {status['preempted']['step']}): start-up takes the whole time "
+                 "left; raise site.timeout_min")
+            return Status.FAILED
         requeue(signal.SIGUSR2, None)  # submitit: checkpoint() (this task again), requeue, exit
         return "requeued"
 
@@ -152,10 +152,6 @@ def start_private_ray(res: Resources) -> None:
 
 
 # ------------------------------------------------------------------------------------------ checks
-
-
-def slurm_available() -> bool:
-    return shutil.which("sbatch") is not None
 
 
 def run_slurm(*args: str) -> str:
@@ -223,7 +219,7 @@ def executor(run_root: Path, site: SiteProfile, res: Resources, name: str) -> su
     return ex
 
 
-def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict) -> dict[str, str]:
+def submit(sweep: Sweep, trials: list[Trial], run_root: Path, site: SiteProfile, tracking: dict) -> dict[str, str]:
     """One array job per MaxArraySize-1 trials; returns trial id -> Slurm job id (ARRAY_TASK form)."""
     check_request(site, sweep.resources)
     ex = executor(run_root, site, sweep.resources, sweep.name)
@@ -233,7 +229,7 @@ def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict) -> 
         chunk = trials[start:start + size]
         try:
             with ex.batch():
-                submitted = [ex.submit(TrialTask(sweep.job, {"id": t.id, "config": t.config, "run_dir": str(run_root / t.id)},
+                submitted = [ex.submit(TrialTask(sweep.job, {**t.to_json(), "run_dir": str(run_root / t.id)},
                                                  sweep.resources, tracking)) for t in chunk]
         except Exception as e:  # sbatch's own words, without submitit's wrapping
             raise RuntimeError(f"Slurm refused the submission: {slurm_message(e)}") from None
@@ -244,13 +240,9 @@ def submit(sweep, trials, run_root: Path, site: SiteProfile, tracking: dict) -> 
 
 
 def record_jobs(run_root: Path, jobs: dict[str, str]) -> None:
-    """Remember trial -> Slurm job id; a trial submitted again (--retry-failed) forgets its old final status, so
-    --status and the live view wait for the new task instead of reporting the old outcome."""
+    """Remember trial -> Slurm job id; a trial submitted again (--retry-failed) is queued again (see queue_again)."""
     for t in jobs:
-        status = read_json(run_root / t / STATUS, {})
-        if status.get("status") in ENDED:
-            write_json(run_root / t / STATUS, {**status, "status": "queued", "reason": "",
-                                               "previous": {"status": status["status"], "reason": status.get("reason")}})
+        queue_again(run_root / t)
     write_json(run_root / JOBS, {**read_json(run_root / JOBS, {}), **jobs})
 
 
@@ -309,37 +301,31 @@ def reconcile(run_root: Path, trial_ids: list[str]) -> None:
     current = states([jobs[t] for t in trial_ids if t in jobs])
     for t in trial_ids:
         state = current.get(jobs.get(t, ""), "")
-        status = read_json(run_root / t / STATUS, {})
-        if state and state not in ACTIVE and status.get("status") not in ENDED:
-            tail = log_tail(run_root, jobs[t])
-            status.update(status="failed", reason=f"Slurm task {jobs[t]} ended {state} without finishing\n{tail}")
-            write_json(run_root / t / STATUS, status)
+        if state and state not in ACTIVE and not status_of(run_root / t).final:
+            reason = f"Slurm task {jobs[t]} ended {state} without finishing\n{log_tail(run_root, jobs[t])}"
+            mark(run_root / t, Status.FAILED, reason)
 
 
 def follow(run_root: Path, trial_ids: list[str], metric: str, poll_s: float = 3.0) -> None:
-    """A compact live view until every task has ended. Ctrl-C detaches; nothing is cancelled."""
+    """A compact live view until every task has ended."""
     jobs = known_jobs(run_root)
     seen: dict[str, tuple] = {}
     start = time.time()
-    try:
-        while True:
-            current = states([jobs[t] for t in trial_ids if t in jobs])
-            for t in trial_ids:
-                status = read_json(run_root / t / STATUS, {})
-                score = (status.get("final") or {}).get(metric)
-                key = (current.get(jobs.get(t)), status.get("status"), status.get("epoch"))
-                if key != seen.get(t):
-                    seen[t] = key
-                    text = f"slurm {key[0]}  {status.get('status', 'waiting')}  epoch {status.get('epoch', 0)}"
-                    print(f"[{time.time() - start:5.0f}s] {t}  {text}" + (f"  {metric} {score:.3f}" if score is not None else ""),
-                          flush=True)
-            if all(current.get(jobs.get(t)) not in ACTIVE or seen[t][1] in ENDED
-                   for t in trial_ids):
-                return
-            time.sleep(poll_s)
-    except KeyboardInterrupt:
-        print("\ndetached: the Slurm jobs keep running. Later: --status to look, --cancel to stop them.")
-        sys.exit(130)
+    while True:
+        current = states([jobs[t] for t in trial_ids if t in jobs])
+        for t in trial_ids:
+            status = read_status(run_root / t)
+            score = (status.get("final") or {}).get(metric)
+            key = (current.get(jobs.get(t)), status.get("status"), status.get("epoch"))
+            if key != seen.get(t):
+                seen[t] = key
+                text = f"slurm {key[0]}  {status.get('status', Status.NOT_RUN)}  epoch {status.get('epoch', 0)}"
+                print(f"[{time.time() - start:5.0f}s] {t}  {text}" + (f"  {metric} {score:.3f}" if score is not None else ""),
+                      flush=True)
+        if all(current.get(jobs.get(t)) not in ACTIVE or Status(seen[t][1] or Status.NOT_RUN).final
+               for t in trial_ids):
+            return
+        time.sleep(poll_s)
 
 
 def cancel(run_root: Path) -> list[str]:
@@ -349,3 +335,43 @@ def cancel(run_root: Path) -> list[str]:
     if live:
         run_slurm("scancel", *live)
     return live
+
+
+class SlurmBackend:
+    """One array task per trial; the driver may detach and come back with --status."""
+
+    name = "slurm"
+    queued = True
+
+    def __init__(self, options: LaunchOptions):
+        self.options = options
+        self.site = load_site(options.site)
+        if options.max_concurrent:  # the array throttle (%) and the ray-slurm job's size
+            self.site = replace(self.site, slurm_array_parallelism=options.max_concurrent)
+
+    def check(self, sweep: Sweep) -> None:
+        require(sweep.early_stop is None, "--backend", self.name,
+                "local or ray-slurm for a sweep with early_stop: Slurm array tasks run independently, and ASHA "
+                "needs one driver that sees every trial")
+        require(self.options.nodes == 1, "--nodes", self.options.nodes,
+                "1 with --backend=slurm (each array task is one trial on one node); for a trial or a sweep across "
+                "several nodes use --backend=ray-slurm")
+        check_request(self.site, sweep.resources)
+
+    def busy(self, run_root: Path, trials: list[Trial]) -> dict[str, str]:
+        jobs, running = known_jobs(run_root), active_trials(run_root)
+        return {t.id: f"Slurm task {jobs[t.id]} is queued or running" for t in trials if t.id in running}
+
+    def submit(self, sweep: Sweep, trials: list[Trial], run_root: Path) -> str:
+        jobs = submit(sweep, trials, run_root, self.site, sweep.tracking())
+        return (f"submitted Slurm job(s) {' '.join(sorted({j.split('_')[0] for j in jobs.values()}))}; "
+                f"task logs in {run_root}/slurm")
+
+    def follow(self, run_root: Path, trials: list[Trial], metric: str) -> None:
+        follow(run_root, [t.id for t in trials], metric)
+
+    def reconcile(self, run_root: Path, trials: list[Trial]) -> None:
+        reconcile(run_root, [t.id for t in trials])
+
+    def cancel(self, run_root: Path) -> list[str]:
+        return cancel(run_root)

@@ -10,7 +10,8 @@ import math
 
 import torch
 
-from library.metrics.domain_extractor import DomainClassifier, to_input
+from library.metrics.domain_extractor import DomainClassifier
+from library.pixels import to_float
 
 MIN_CONFIDENCE = 0.7
 """Only images the classifier assigns to a class with at least this probability are counted: its
@@ -34,7 +35,7 @@ def class_histogram(classifier: DomainClassifier, images: torch.Tensor, batch_si
     device = next(classifier.parameters()).device
     with torch.no_grad():
         for batch in images.split(batch_size):
-            confidence, predicted = classifier(to_input(batch.to(device))).softmax(1).max(1)
+            confidence, predicted = classifier(to_float(batch.to(device))).softmax(1).max(1)
             counts += torch.bincount(predicted[confidence >= MIN_CONFIDENCE].cpu(), minlength=classifier.num_classes)
     return counts
 

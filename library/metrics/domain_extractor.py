@@ -5,7 +5,6 @@ dataset itself has penultimate features that separate its classes, and a Fréche
 generated sets by quality just as FID does; it is a different number, so it is named `fd_domain`.
 """
 
-import fcntl
 import os
 from pathlib import Path
 
@@ -14,6 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import register_feature_extractor
+
+from library.files import build_once
+from library.pixels import to_float
 
 EXTRACTOR_NAME = "library-domain-cnn"  # the name torch-fidelity knows it by (and puts in its cache files)
 FEATURE = "penultimate"
@@ -41,11 +43,6 @@ class DomainClassifier(nn.Module):
         return self.head(self.embed(x))
 
 
-def to_input(images: torch.Tensor) -> torch.Tensor:
-    """uint8 images -> floats in [-1, 1], the scaling used in training and feature extraction alike."""
-    return images.float() / 127.5 - 1
-
-
 def train_domain_classifier(
     images: torch.Tensor,
     labels: torch.Tensor,
@@ -68,7 +65,7 @@ def train_domain_classifier(
     batches = [idx for order in epoch_orders for idx in order.split(batch_size)]
     model.train()
     for idx in batches[:max_steps]:
-        loss = F.cross_entropy(model(to_input(images[idx].to(device))), labels[idx].to(device))
+        loss = F.cross_entropy(model(to_float(images[idx].to(device))), labels[idx].to(device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -76,10 +73,9 @@ def train_domain_classifier(
 
 
 def save_domain_classifier(model: DomainClassifier, path: Path) -> None:
+    """A plain torch.save; `load_or_train` makes it atomic."""
     state = {k: v.cpu() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    torch.save({"in_channels": model.in_channels, "num_classes": model.num_classes, "state_dict": state}, tmp)
-    os.replace(tmp, path)  # readers never see a half-written file
+    torch.save({"in_channels": model.in_channels, "num_classes": model.num_classes, "state_dict": state}, path)
 
 
 def load_domain_classifier(path: str | os.PathLike, device: str = "cpu") -> DomainClassifier:
@@ -92,16 +88,9 @@ def load_domain_classifier(path: str | os.PathLike, device: str = "cpu") -> Doma
 def load_or_train(
     path: Path, images: torch.Tensor, labels: torch.Tensor, num_classes: int, device: str = "cpu"
 ) -> Path:
-    """Return `path`, training the classifier and saving it there first unless someone already did."""
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        # Concurrent trials queue here; all but the first then find the file and skip training.
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not path.exists():
-            save_domain_classifier(train_domain_classifier(images, labels, num_classes, device=device), path)
-    return path
+    """Return `path`, training the classifier and saving it there first unless another trial already did."""
+    return build_once(path, lambda tmp: save_domain_classifier(
+        train_domain_classifier(images, labels, num_classes, device=device), tmp))
 
 
 class DomainFeatureExtractor(FeatureExtractorBase):
@@ -132,7 +121,7 @@ class DomainFeatureExtractor(FeatureExtractorBase):
     def forward(self, x):
         if self.classifier.in_channels == 1:
             x = x.float().mean(dim=1, keepdim=True)  # gray images reach torch-fidelity repeated to RGB
-        return (self.classifier.embed(to_input(x)),)
+        return (self.classifier.embed(to_float(x)),)
 
 
 register_feature_extractor(EXTRACTOR_NAME, DomainFeatureExtractor)

@@ -1,0 +1,236 @@
+"""The report page: one self-contained HTML file, every image inlined as a base64 data URI (no network, no JS),
+so it reads offline or attached to a mail. `build_report` writes it with its plots."""
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import io
+import math
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from library.files import atomic_write
+from library.report.format import fmt, fmt_seconds, short_names, sort_key
+from library.report.load import GOOD, SweepInfo, load
+from library.report.plots import make_plots
+
+REPORT = "report.html"
+PLOTS = "plots"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+STATUS_COLOURS = {"completed": "#1a7f37", "running": "#0969da", "stopped": "#8250df", "diverged": "#bc4c00",
+                  "failed": "#cf222e", "not run": "#6e7781"}
+
+e = html.escape  # every text from a results folder goes through it: reasons hold "<", ">" and "&"
+
+
+def data_uri(png: bytes) -> str:
+    """The PNG inlined in the page, which then needs no file beside it."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def badge(status: str) -> str:
+    """A trial's status as a coloured pill, the same colour in the table, the grid, the gallery and the failures."""
+    colour = STATUS_COLOURS.get(status, "#6e7781")
+    return f'<span class="badge" style="background:{colour}">{e(status)}</span>'
+
+
+def read_png(path: Path) -> tuple[bytes, tuple[int, int]] | None:
+    """The file's bytes and (width, height) if it is a readable PNG, else None."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if not data.startswith(PNG_MAGIC):
+        return None
+    try:
+        from PIL import Image
+        with Image.open(io.BytesIO(data)) as im:
+            im.verify()
+        with Image.open(io.BytesIO(data)) as im:
+            return data, im.size
+    except Exception:  # noqa: BLE001 - a broken sample must not break the report
+        return None
+
+
+def status_counts(trials: pd.DataFrame) -> str:
+    """How many trials have each status, finished ones first: "completed 4 · diverged 1 · failed 1"."""
+    order = ["completed", "running", "diverged", "failed", "not run"]
+    counts = trials["status"].value_counts()
+    keys = [k for k in order if k in counts] + sorted(k for k in counts.index if k not in order)
+    return " · ".join(f"{badge(k)} {int(counts[k])}" for k in keys) or "no trials"
+
+
+def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
+    """Every trial, best first; the reason column only when some trial has a reason or a mode collapse."""
+    short = short_names(sweep.params)
+    m = sweep.metric
+    reasons = bool(((trials["reason"] != "") | (trials["mode_collapse"] != "")).any())
+    head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
+            + ["status", f"best {e(m)}", "best epoch", f"final {e(m)}", "epochs"]
+            + ["wall time", "trial"] + (["reason"] if reasons else []))
+    rows = []
+    for _, r in trials.iterrows():
+        bad = r["status"] not in GOOD or pd.isna(r["score"])
+        cls = "bad" if bad else ("top" if r["rank"] == 1 else "")
+        cells = [f'<td class="num">{r["rank"]}</td>']
+        cells += [f'<td class="num">{e(fmt(r[p]))}</td>' for p in sweep.params]
+        cells.append(f"<td>{badge(r['status'])}</td>")
+        cells.append(f'<td class="num">{e(fmt(r["score"]))}</td>')
+        cells += [f'<td class="num">{e(fmt(r.get(c)))}</td>' for c in ("best_epoch", m, "epochs")]
+        cells.append(f'<td class="num">{e(fmt_seconds(r.get("wall_s")))}</td>')
+        cells.append(f'<td class="id">{e(r["trial"])}</td>')
+        if reasons:
+            collapse = f"mode collapse: {r['mode_collapse']}" if r["mode_collapse"] else ""
+            cells.append(f'<td class="reason">{e("; ".join(t for t in (r["reason"], collapse) if t))}</td>')
+        rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
+    return ('<div class="scroll"><table class="summary"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+            + "</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table></div>")
+
+
+def grid_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
+    """For a 2-param grid: rows = first param, columns = second, cells = best metric (or the status)."""
+    if len(sweep.params) != 2 or trials.empty:
+        return ""
+    a, b = sweep.params
+    va = sorted(trials[a].dropna().unique(), key=sort_key)
+    vb = sorted(trials[b].dropna().unique(), key=sort_key)
+    if len(va) * len(vb) > 400:
+        return ""
+    finite = trials["score"].dropna()
+    lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
+    short = short_names(sweep.params)
+    out = [f'<div class="scroll"><table class="grid"><thead><tr><th>{e(short[a])} \\ {e(short[b])}</th>']
+    out += [f'<th>{e(fmt(v))}</th>' for v in vb] + ["</tr></thead><tbody>"]
+    for x in va:
+        out.append(f"<tr><th>{e(fmt(x))}</th>")
+        for y in vb:
+            hit = trials[(trials[a] == x) & (trials[b] == y)]
+            if hit.empty:
+                out.append('<td class="num">–</td>')
+                continue
+            r = hit.iloc[0]
+            if r["status"] not in GOOD or pd.isna(r["score"]):
+                out.append(f'<td class="num">{badge(r["status"])}</td>')
+                continue
+            t = 0.0 if hi == lo else (r["score"] - lo) / (hi - lo)
+            goodness = 1 - t if sweep.mode == "min" else t
+            alpha = 0.12 + 0.55 * goodness
+            weight = "font-weight:700;" if r["rank"] == 1 else ""
+            out.append(f'<td class="num" style="background:rgba(46,160,67,{alpha:.2f});{weight}">'
+                       f'{e(fmt(r["score"]))}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _epoch(value: Any) -> int | None:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(value) if math.isfinite(value) else None
+
+
+def samples_epoch(r: pd.Series) -> str:
+    """Which epoch a trial's gallery grid is from (`samples_epoch`, written by library.results): the best epoch's
+    grid where it was saved, else the last evaluated epoch's (as in results written before that column)."""
+    shown, best = _epoch(r.get("samples_epoch")), _epoch(r.get("best_epoch"))
+    if shown is None:
+        return "samples of the last epoch"
+    if shown == best:
+        return f"samples of epoch {shown} (the best)"
+    return f"samples of the last epoch, {shown}" + (f" (no grid of best epoch {best})" if best is not None else "")
+
+
+def gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:
+    """Every trial's sample grid, best first, scaled by a whole factor to about 280 px so small grids are legible."""
+    cells = []
+    for _, r in trials.iterrows():
+        bad = r["status"] not in GOOD
+        png = read_png(samples / f"{r['trial']}.png")
+        if png:
+            data, (w, h) = png
+            scale = max(1, round(280 / max(w, 1)))
+            img = (f'<img src="{data_uri(data)}" width="{w * scale}" height="{h * scale}" '
+                   f'alt="samples of {e(r["label"])}">')
+        else:
+            img = '<div class="nosample" style="width:276px;height:276px">no sample grid</div>'
+        shown = f"<br>{e(samples_epoch(r))}" if png else ""
+        caption = (f"<b>{e(r['label'])}</b><br>{badge(r['status'])} best {e(sweep.metric)} "
+                   f"<b>{e(fmt(r['score']))}</b>{shown}<br><span class=\"id\">{e(r['trial'])}</span>")
+        cells.append(f'<figure class="cell{" bad" if bad else ""}">{img}<figcaption>{caption}</figcaption></figure>')
+    return '<div class="gallery">' + "\n".join(cells) + "</div>" if cells else "<p>No trials.</p>"
+
+
+def failures(trials: pd.DataFrame) -> str:
+    """The failed and diverged trials with their reasons, and the mode collapses, or "none"."""
+    bad = trials[trials["status"].isin(["failed", "diverged"])]
+    collapsed = trials[trials["mode_collapse"] != ""]
+    if bad.empty and collapsed.empty:
+        return "<p>none</p>"
+    items = [f"<li>{badge(r['status'])} <b>{e(r['label'])}</b> <span class=\"id\">{e(r['trial'])}</span>: "
+             f"{e(r['reason'] or '(no reason recorded)')}</li>" for _, r in bad.iterrows()]
+    items += [f"<li><b>mode collapse</b> <b>{e(r['label'])}</b> <span class=\"id\">{e(r['trial'])}</span>: "
+              f"{e(r['mode_collapse'])}</li>" for _, r in collapsed.iterrows()]
+    return '<ul class="failures">' + "\n".join(items) + "</ul>"
+
+
+def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]], results_dir: Path) -> str:
+    """The whole page: header and best trial, trials table, grid (2 params), plots, samples, failures."""
+    m = sweep.metric
+    parts = [f"<h1>Sweep {e(sweep.name)}</h1>",
+             f'<p class="meta">job <b>{e(sweep.job)}</b> · metric <b>{e(m)}</b> · mode <b>{e(sweep.mode)}</b> '
+             f"({e(sweep.better)}) · swept: <b>{e(', '.join(sweep.params) or 'nothing (single trial)')}</b></p>",
+             f'<p class="meta">{len(trials)} trial{"s" if len(trials) != 1 else ""}: {status_counts(trials)}</p>']
+    if sweep.base:
+        base = ", ".join(f"{k}={fmt(v)}" for k, v in sorted(sweep.base.items()))
+        parts.append(f'<p class="meta">base config: {e(base)}</p>')
+    ranked = trials[trials["status"].isin(GOOD) & trials["score"].notna()]
+    if len(ranked):
+        b = ranked.iloc[0]
+        parts.append(f'<div class="best">Best trial: <b>{e(b["label"])}</b> '
+                     f'<span class="id">{e(b["trial"])}</span> — best {e(m)} <b>{e(fmt(b["score"]))}</b>'
+                     f' at epoch {e(fmt(b.get("best_epoch")))}</div>')
+    else:
+        parts.append(f'<div class="best" style="background:#ffebe9;border-color:#ff8182">'
+                     f"No trial reported {e(m)}.</div>")
+    parts += [f"<h2>Trials, best {e(m)} first</h2>", summary_table(sweep, trials)]
+    grid = grid_table(sweep, trials)
+    if grid:
+        parts += [f"<h2>Grid of best {e(m)}</h2>", grid]
+    parts.append("<h2>Plots</h2>")
+    parts.append('<div class="plots">')
+    halves = len([p for _, p in plots if p.name.startswith("metric_vs_")]) > 1
+    for title, path in plots:
+        png = read_png(path)
+        if png:
+            half = " half" if halves and path.name.startswith("metric_vs_") else ""
+            parts.append(f'<figure class="plot{half}"><img src="{data_uri(png[0])}" alt="{e(title)}">'
+                         f"<figcaption>{e(title)} — plots/{e(path.name)}</figcaption></figure>")
+    parts.append("</div>")
+    parts += ["<h2>Samples</h2>", gallery(sweep, trials, results_dir / "samples"),
+              "<h2>Failed and diverged trials; mode collapse</h2>", failures(trials)]
+    stamp = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    css = resources.files("library.report").joinpath("style.css").read_text(encoding="utf-8")  # inlined: no <link>
+    parts.append(f"<footer>Generated {e(stamp)} from {e(str(results_dir))} by library.report.</footer>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>Sweep {e(sweep.name)} — {e(m)}</title><style>{css}</style></head>\n"
+            "<body><main>\n" + "\n".join(parts) + "\n</main></body></html>\n")
+
+
+def build_report(results_dir: Path) -> Path:
+    """Write results_dir/plots/*.png and results_dir/report.html; return the report's path."""
+    results_dir = Path(results_dir)
+    sweep, trials, curves = load(results_dir)
+    plots = make_plots(sweep, trials, curves, results_dir / PLOTS)
+    page = render(sweep, trials, plots, results_dir)
+    out = results_dir / REPORT
+    atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return out
+
+

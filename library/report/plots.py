@@ -1,0 +1,223 @@
+"""The report's PNG plots (matplotlib): best metric against each swept param, the metric per epoch, the losses per
+epoch. Each plot says so in its own panel when there is nothing to draw, so the page never has a hole."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on a login or compute node; only PNG files are written
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from library.files import atomic_write  # noqa: E402
+from library.report.format import fmt, short_names, sort_key  # noqa: E402
+from library.report.load import GOOD, SweepInfo  # noqa: E402
+
+PARAM_LOG_SPAN = 20.0  # a param axis goes log from 20x: lr {2e-4, 1e-3, 1e-2} spans 50x and reads best on log
+METRIC_LOG_SPAN = 10.0  # metric axes go log from 10x: a few collapsed trials must not flatten the good ones
+STYLE = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "legend.fontsize": 9,
+         "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+
+
+def trial_colours(trials: pd.DataFrame) -> dict[str, Any]:
+    """One colour per trial, the same in every curve plot; distinct hues up to 20 trials, a gradient beyond."""
+    n = max(len(trials), 1)
+    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "viridis")
+    return {t: cmap(i if n <= 20 else i / max(n - 1, 1)) for i, t in enumerate(trials["trial"])}
+
+
+def _save(fig, path: Path) -> Path:
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return path
+
+
+def _empty(ax, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, fontsize=12, color="#57606a")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.grid(False)
+
+
+class _PlainLog(matplotlib.ticker.LogFormatter):
+    """Log-axis labels as plain numbers: 0.01, 20, 300."""
+
+    def _num_to_string(self, x, vmin, vmax):
+        return f"{x:.4g}"
+
+
+def _maybe_log(ax, values: Iterable[float], axis: str, span: float = 100.0) -> None:
+    """Log scale when every value is positive and they span `span`x or more (2 decades by default)."""
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    if len(v) >= 2 and (v > 0).all() and v.max() / v.min() >= span:
+        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
+        which = ax.xaxis if axis == "x" else ax.yaxis  # plain "20", "300", "0.001" rather than 2x10^1
+        which.set_major_formatter(_PlainLog())
+        which.set_minor_formatter(_PlainLog(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+def _ticks_at_values(ax, values: Iterable[float]) -> None:
+    """Few distinct x values (a grid): put the ticks exactly on them, unless they would collide."""
+    v = np.unique(np.asarray([x for x in values if np.isfinite(x)], dtype=float))
+    if not 1 <= len(v) <= 8:
+        return
+    pos = np.log10(v) if ax.get_xscale() == "log" else v
+    if len(v) > 1 and np.diff(pos).min() < 0.1 * (pos.max() - pos.min()):
+        return
+    ax.set_xticks(v, [fmt(float(x)) for x in v])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    """Whether a param gets a numeric axis: every value a number. Flags (bools) and text are categories."""
+    values = series.dropna()
+    if len(values) == 0 or pd.api.types.is_bool_dtype(values):
+        return False
+    if values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+        return False
+    return bool(pd.to_numeric(values, errors="coerce").notna().all())
+
+
+def _legend(ax, title: str | None = None, n: int = 0) -> None:
+    """The legend outside the axes, on the right: inside, the labels of many trials would cover their lines."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                  fontsize=9 if n <= 12 else 7, ncol=1 if n <= 25 else 2)
+
+
+def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, path: Path) -> Path:
+    """Best metric per trial against one param, one line per combination of the other params; failed and
+    diverged trials that have a value are crossed out in red, the best one circled."""
+    short = short_names(sweep.params)
+    others = [p for p in sweep.params if p != param]
+    ok = trials[trials["score"].notna() & trials[param].notna()]
+    missing = len(trials) - len(ok)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(6.2, 4.4))
+        ax.set_title(f"best {sweep.metric} vs {param}")
+        ax.set_xlabel(param)
+        ax.set_ylabel(f"best {sweep.metric} ({sweep.better})")
+        if ok.empty:
+            _empty(ax, f"no trial reported {sweep.metric}")
+            return _save(fig, path)
+        numeric = _is_numeric(trials[param])
+        if numeric:
+            x_of = lambda v: float(v)  # noqa: E731
+            _maybe_log(ax, pd.to_numeric(trials[param], errors="coerce"), "x", span=PARAM_LOG_SPAN)
+            _ticks_at_values(ax, pd.to_numeric(trials[param], errors="coerce"))
+            ax.margins(x=0.08)
+        else:
+            cats = sorted({str(v) for v in trials[param].dropna()}, key=sort_key)
+            pos = {c: i for i, c in enumerate(cats)}
+            x_of = lambda v: pos[str(v)]  # noqa: E731
+            ax.set_xticks(range(len(cats)), cats)
+            ax.set_xlim(-0.5, len(cats) - 0.5)
+        if others:
+            key = ok[others].astype(str).agg(" ".join, axis=1) if len(others) > 1 else ok[others[0]]
+            groups = sorted(key.unique(), key=sort_key)
+            cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "viridis")
+            for i, g in enumerate(groups):
+                sub = ok[key == g]
+                sub = sub.assign(_x=[x_of(v) for v in sub[param]]).sort_values("_x")
+                label = ", ".join(f"{short[o]}={fmt(sub.iloc[0][o])}" for o in others)
+                colour = cmap(i if len(groups) <= 10 else i / max(len(groups) - 1, 1))
+                ax.plot(sub["_x"], sub["score"], "o-", color=colour, label=label, ms=7, lw=1.5, alpha=0.9)
+            if len(groups) <= 8:
+                ax.legend(title=", ".join(short[o] for o in others), loc="best", fontsize=9, framealpha=0.8)
+            else:
+                _legend(ax, title=", ".join(short[o] for o in others), n=len(groups))
+        else:
+            sub = ok.assign(_x=[x_of(v) for v in ok[param]]).sort_values("_x")
+            ax.plot(sub["_x"], sub["score"], "o-", color="C0", ms=7, lw=1.5)
+        _maybe_log(ax, ok["score"], "y", span=METRIC_LOG_SPAN)
+        bad = ok[~ok["status"].isin(GOOD)]
+        if len(bad):
+            ax.scatter([x_of(v) for v in bad[param]], bad["score"], marker="x", s=110, color="#cf222e", lw=2.2,
+                       zorder=6)
+            for _, r in bad.iterrows():
+                ax.annotate(r["status"], (x_of(r[param]), r["score"]), textcoords="offset points",
+                            xytext=(8, -12), fontsize=8, color="#cf222e")
+        best = ok.iloc[0]  # sorted best first
+        if best["status"] in GOOD:
+            ax.scatter([x_of(best[param])], [best["score"]], s=260, facecolors="none", edgecolors="k", lw=1.5,
+                       zorder=5)
+            ax.annotate("best", (x_of(best[param]), best["score"]), textcoords="offset points", xytext=(10, 8),
+                        fontsize=9)
+        if missing:
+            ax.annotate(f"{missing} trial(s) without a value not shown", xy=(1, 0), xycoords="axes fraction",
+                        xytext=(0, -46), textcoords="offset points", ha="right", va="top", fontsize=8,
+                        color="#cf222e")
+        return _save(fig, path)
+
+
+def _per_trial_lines(ax, trials: pd.DataFrame, curves: pd.DataFrame, metric: str, colours: dict,
+                     span: float = 100.0) -> int:
+    """One line per trial (dashed for failed and diverged ones); how many were drawn."""
+    drawn = 0
+    sub = curves[curves["metric"] == metric]
+    for _, row in trials.iterrows():
+        c = sub[sub["trial"] == row["trial"]].sort_values("epoch")
+        if c.empty:
+            continue
+        bad = row["status"] not in GOOD
+        label = row["label"] + (f" ({row['status']})" if row["status"] != "completed" else "")
+        ax.plot(c["epoch"], c["value"], "--" if bad else "-", marker="o", ms=3.5, lw=1.6,
+                color=colours[row["trial"]], label=label, alpha=0.9)
+        drawn += 1
+    if drawn:
+        _maybe_log(ax, sub["value"], "y", span=span)
+        epochs = sub["epoch"]
+        if len(epochs) and epochs.max() <= 20:
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    return drawn
+
+
+def plot_metric_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
+    colours = trial_colours(trials)
+    with plt.rc_context(STYLE):
+        fig, ax = plt.subplots(figsize=(8.5, 4.8))
+        ax.set_title(f"{sweep.metric} per epoch ({sweep.better})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{sweep.metric} ({sweep.better})")
+        if not _per_trial_lines(ax, trials, curves, sweep.metric, colours, span=METRIC_LOG_SPAN):
+            _empty(ax, f"no trial reported {sweep.metric} per epoch")
+            fig.set_size_inches(8.5, 2.4)
+        _legend(ax, n=len(trials))
+        return _save(fig, path)
+
+
+def plot_loss_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
+    colours = trial_colours(trials)
+    losses = sorted(m for m in curves["metric"].unique() if str(m).startswith("loss"))[:6]
+    with plt.rc_context(STYLE):
+        if not losses:
+            fig, ax = plt.subplots(figsize=(8.5, 3.5))
+            ax.set_title("losses per epoch")
+            _empty(ax, "no trial reported a loss per epoch")
+            return _save(fig, path)
+        fig, axes = plt.subplots(1, len(losses), figsize=(5.2 * len(losses), 4.4), squeeze=False)
+        for ax, loss in zip(axes[0], losses):
+            ax.set_title(f"{loss} per epoch")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(loss)
+            _per_trial_lines(ax, trials, curves, loss, colours)
+        _legend(axes[0][-1], n=len(trials))
+        fig.tight_layout()
+        return _save(fig, path)
+
+
+def make_plots(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, plot_dir: Path) -> list[tuple[str, Path]]:
+    """Writes every plot into plot_dir; (title, path) of each, in the order the page shows them."""
+    out = []
+    for p in sweep.params:
+        safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in p)
+        out.append((f"Best {sweep.metric} vs {p}",
+                    plot_metric_vs_param(sweep, trials, p, plot_dir / f"metric_vs_{safe}.png")))
+    out.append((f"{sweep.metric} per epoch", plot_metric_curves(sweep, trials, curves,
+                                                                plot_dir / f"curves_{sweep.metric}.png")))
+    out.append(("Losses per epoch", plot_loss_curves(sweep, trials, curves, plot_dir / "curves_losses.png")))
+    return out
+

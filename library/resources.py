@@ -1,0 +1,33 @@
+"""What one trial runs on: Ray Train workers, their CPUs and GPUs. Not part of a trial's identity."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DRIVER_CPU = 0.01  # a multi-worker trial's Tune process only drives its TorchTrainer; Ray refuses {"cpu": 0}
+
+
+@dataclass(kw_only=True)
+class Resources:
+    """What one trial runs on. Not part of the trial's identity: the same trial may run on other hardware."""
+
+    workers: int = 0
+    """Ray Train workers (DDP ranks); 0 runs the loop in the calling process (Ray Train's local mode)."""
+    cpus_per_worker: int = 1
+    """CPU cores per worker; also its torch thread count."""
+    gpus_per_worker: int = 0
+    """GPUs per worker (0 = CPU)."""
+
+    def needs(self) -> dict[str, float]:
+        """Ray resources one trial holds at once: its Train workers, and its Tune process's DRIVER_CPU."""
+        workers = max(1, self.workers)
+        return {"CPU": workers * self.cpus_per_worker + (DRIVER_CPU if self.workers else 0),
+                "GPU": workers * self.gpus_per_worker}
+
+    def check_fits(self, available: dict[str, float], where: str = "this Ray cluster") -> None:
+        """Refuse a trial that `available` can never hold: Tune would wait forever, saying so only in ray.log."""
+        for kind, need in self.needs().items():
+            have = available.get(kind, 0)
+            if need > have + 1e-9:
+                raise RuntimeError(f"one trial needs {need:g} {kind} ({max(1, self.workers)} worker(s) x "
+                                   f"{self.cpus_per_worker} CPU, {self.gpus_per_worker} GPU each) but {where} has "
+                                   f"{have:g}: lower --workers-per-trial / --gpus-per-worker, or run where there is more")
