@@ -63,7 +63,7 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         todo = [t for t in trials if status_of(run_root / t.id).runs_again(args.retry_failed)]
         busy = backend.busy(run_root, todo)
         for t, who in busy.items():
-            print(f"{t}: not started again: {who}")
+            print(f"{t}: skipped, {who}")
         todo = [t for t in todo if t.id not in busy]
         print(f"{len(trials) - len(todo) - len(busy)} finished before, {len(busy)} running elsewhere, "
               f"{len(todo)} to run")

@@ -136,7 +136,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
 
 def summarize(tracker: Tracker, status: dict, metric: str) -> None:
-    tracker.summarize({"status": status["status"], **{k: status.get(k) for k in (f"best_{metric}", "best_epoch")}})
+    tracker.summarize({"status": str(status["status"]), **{k: status.get(k) for k in (f"best_{metric}", "best_epoch")}})
     tracker.finish()
 
 

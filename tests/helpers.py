@@ -164,9 +164,14 @@ def wandb_records(path: Path) -> list:
 
 
 def started_again(job: str) -> bool:
-    """Whether the requeued Slurm job runs; while Slurm holds it (~2 min BeginTime), release it."""
+    """Whether the requeued Slurm job runs; while Slurm holds it (~2 min BeginTime), release it.
+
+    Not within the second of the requeue: slurmd revokes the old run's credential at that second and refuses a
+    launch whose credential dates from the same second ("Job credential revoked"; the job then ends instead of
+    running). Slurm's own hold exists for that; 2 s is enough on one node."""
     state = subprocess.run(["squeue", "-h", "-j", job, "-o", "%T|%r"], capture_output=True, text=True).stdout.strip()
     if state.endswith("BeginTime"):
+        time.sleep(2)
         subprocess.run(["scontrol", "update", f"jobid={job}", "StartTime=now"], capture_output=True)
     return state.startswith("RUNNING")
 

@@ -80,7 +80,7 @@ CASES = [
     ("missing-dataset", {}, ["--data.name=mnist", "--data.root=TMP/empty"],
      ("data.name", "'mnist'", "run: python -m library.data prepare mnist")),
     ("corrupt-dataset", {}, ["--data.name=mnist", "--data.root=DATA"],
-     ("data.name", "'mnist'", "is corrupt: ")),
+     ("data.name", "'mnist'", "is corrupt; run: python -m library.data prepare mnist")),
     # result folders
     ("results-dir-is-a-file", {}, ["--results-dir=TMP/afile"], ("--results-dir", "afile", "a folder this user can write to")),
     ("runs-dir-under-a-file", {}, ["--runs-dir=TMP/afile/runs"], ("--runs-dir", "afile/runs", "a folder this user can")),

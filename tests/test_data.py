@@ -127,7 +127,7 @@ def test_corrupt_idx_is_reported_with_the_fix(tmp_path, damage):
 def test_npz_without_the_split_key_is_corrupt(tmp_path):
     (tmp_path / "medmnist").mkdir()
     np.savez(tmp_path / "medmnist" / "pathmnist.npz", train_images=np.zeros((2, 28, 28, 3), np.uint8))
-    with pytest.raises(DatasetNotReady, match="corrupt.*train_labels.*python -m library.data prepare pathmnist"):
+    with pytest.raises(DatasetNotReady, match="corrupt; run: python -m library.data prepare pathmnist.*train_labels"):
         load_images("pathmnist", tmp_path)
 
 

@@ -106,7 +106,7 @@ def test_a_cancelled_task_becomes_a_failed_row_with_its_log_tail(cluster, tmp_pa
     slurm_cli(path, "--detach")
     wait_for(lambda: list(tmp_path.glob("runs/cancelme/*/status.json")), 120, "the task to start")
     out = slurm_cli(path, "--cancel")
-    assert "cancelled 1 Slurm job(s)" in out.stdout
+    assert "cancelled 1 job(s)" in out.stdout
     (job,) = read_json(tmp_path / "runs/cancelme/slurm_jobs.json").values()
     wait_for(lambda: not subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True).stdout.strip(),
              90, "the cancelled task to leave the queue")
@@ -157,7 +157,7 @@ def test_status_rerun_and_cancel_work_after_slurm_purged_the_finished_job(cluste
     assert "completed" in status.stdout and "Traceback" not in status.stderr
     again = slurm_cli(path)
     assert "1 finished before, 0 running elsewhere, 0 to run" in again.stdout
-    assert "cancelled 0 Slurm job(s)" in slurm_cli(path, "--cancel").stdout
+    assert "cancelled 0 job(s)" in slurm_cli(path, "--cancel").stdout
 
 
 def test_arrays_accepted_before_slurm_refuses_a_later_one_are_recorded_and_cancellable(cluster, tmp_path, monkeypatch):
