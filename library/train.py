@@ -140,7 +140,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
 
 def summarize(tracker: Tracker, status: dict, metric: str) -> None:
-    tracker.summarize({"status": status["status"], **{k: status.get(k) for k in (f"best_{metric}", "best_epoch")}})
+    # The status's text: W&B writes an Enum member by its name ("STOPPED"), not by its value.
+    tracker.summarize({"status": str(status["status"]), **{k: status.get(k) for k in (f"best_{metric}", "best_epoch")}})
     tracker.finish()
 
 
