@@ -4,10 +4,12 @@ confidence interval of the metric, and which configurations are distinguishable 
 Only completed replicates are averaged: a failed, diverged or unfinished replicate is counted in `statuses` and
 never averaged in. The confidence interval is Student's t over the completed replicates (mean ± t(0.975, n-1) *
 std / sqrt(n), std with ddof=1). The best configuration is the one with the best mean of its replicates' best
-metric; every other one is compared with it by Welch's t-test (two-sided, unequal variances:
-scipy.stats.ttest_ind(equal_var=False)) on those same values, at 5%. Each comparison is a test of its own (no
-correction for the number of configurations), and the best was picked by looking at the data: "worse" is the
-claim to trust, "not distinguishable from the best" says the data cannot order the two, not that they are equal.
+metric among those with 2 or more completed replicates (among all, where none has 2: a lone lucky replicate
+must not outrank a mean with a spread); every other one is compared with it by Welch's t-test (two-sided,
+unequal variances: scipy.stats.ttest_ind(equal_var=False)) on those same values, at 5%. Each comparison is a
+test of its own (no correction for the number of configurations), and the best was picked by looking at the
+data: "worse" is the claim to trust, "not distinguishable from the best" says the data cannot order the two,
+not that they are equal.
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ STATUS_ORDER = [str(s) for s in (Status.COMPLETED, Status.RUNNING, Status.QUEUED
 def mean_ci(values) -> dict[str, float]:
     """mean, std (ddof=1), and the two ends of the t-distribution 95% confidence interval of the mean; NaN where
     there are too few values (no value: all NaN; one value: its mean, the rest NaN)."""
-    from scipy import stats
+    from scipy import stats  # a second or two to import: not for the report page, which only formats configs.csv
 
     x = np.asarray(values, dtype=float)
     if len(x) == 0:
@@ -97,6 +99,8 @@ def config_table(trials: pd.DataFrame, metric: str, mode: str, params: list[str]
                                         *(f"{c}_{s}" for c in (metric, best_col) for s in STATS),
                                         "best_replicate", "worst_replicate"])
     means = table[f"{best_col}_mean"]
+    comparable = table["n_ok"] >= 2
+    means = means.where(comparable) if comparable.any() else means
     best = (means.idxmin() if mode == "min" else means.idxmax()) if means.notna().any() else None
     judged = [verdict(v, samples[best], i == best) if best is not None else (FEW, math.nan)
               for i, v in enumerate(samples)]

@@ -72,7 +72,8 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     reasons = bool(((trials["reason"] != "") | (trials["mode_collapse"] != "")).any())
     replicated = sweep.repeats > 1 and "replicate" in trials
     head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
-            + (["replicate"] if replicated else []) + ["status", f"best {e(m)}", "best epoch", f"final {e(m)}", "epochs"]
+            + (["replicate"] if replicated else [])
+            + ["status", f"best {e(m)}", "best epoch", f"final {e(m)}", "epochs"]
             + ["wall time", "trial"] + (["reason"] if reasons else []))
     rows = []
     for _, r in trials.iterrows():
