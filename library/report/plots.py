@@ -88,6 +88,15 @@ def _legend(ax, title: str | None = None, n: int = 0) -> None:
                   fontsize=9 if n <= 12 else 7, ncol=1 if n <= 25 else 2)
 
 
+def _metric_vs_param_axes(sweep: SweepInfo, param: str, title: str):
+    """The figure and axes of a plot of the best metric (y) against a param (x)."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    ax.set_title(title)
+    ax.set_xlabel(param)
+    ax.set_ylabel(f"best {sweep.metric} ({sweep.better})")
+    return fig, ax
+
+
 def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, path: Path) -> Path:
     """Best metric per trial against one param, one line per combination of the other params; failed and
     diverged trials that have a value are crossed out in red, the best one circled."""
@@ -96,10 +105,7 @@ def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, pat
     ok = trials[trials["score"].notna() & trials[param].notna()]
     missing = len(trials) - len(ok)
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.2, 4.4))
-        ax.set_title(f"best {sweep.metric} vs {param}")
-        ax.set_xlabel(param)
-        ax.set_ylabel(f"best {sweep.metric} ({sweep.better})")
+        fig, ax = _metric_vs_param_axes(sweep, param, f"best {sweep.metric} vs {param}")
         if ok.empty:
             _empty(ax, f"no trial reported {sweep.metric}")
             return _save(fig, path)
@@ -182,10 +188,7 @@ def plot_configs_vs_param(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.Da
     ok = configs[configs[f"{col}_mean"].notna() & configs[param].notna()]
     done = trials[(trials["status"] == "completed") & trials["score"].notna()]
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.2, 4.4))
-        ax.set_title(f"best {sweep.metric} vs {param}: mean ± 95% CI")
-        ax.set_xlabel(param)
-        ax.set_ylabel(f"best {sweep.metric} ({sweep.better})")
+        fig, ax = _metric_vs_param_axes(sweep, param, f"best {sweep.metric} vs {param}: mean ± 95% CI")
         if ok.empty:
             _empty(ax, f"no configuration has a completed replicate with {sweep.metric}")
             return _save(fig, path)
