@@ -48,8 +48,9 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         cancelled = backend.cancel(run_root)
         print(f"{sweep.name}: cancelled {len(cancelled)} job(s) {' '.join(cancelled)}")
         return
-    print(f"{sweep.name}: {len(trials)} trials of job {sweep.job!r}, metric {sweep.metric} ({sweep.mode}), "
-          f"backend {backend.name}")
+    replicated = f" ({len(trials) // sweep.repeats} configurations x {sweep.repeats} replicates)" * (sweep.repeats > 1)
+    print(f"{sweep.name}: {len(trials)} trials{replicated} of job {sweep.job!r}, metric {sweep.metric} "
+          f"({sweep.mode}), backend {backend.name}")
     print_table(trials, run_root)
     if args.dry_run:
         return
@@ -101,6 +102,9 @@ def parse_args(argv: list[str], sweep: Sweep) -> tuple[argparse.Namespace, dict[
                                      epilog="Any other --section.key=value overrides the job config of every trial.")
     parser.add_argument("--dataset", help="data.name for every trial (python -m library.data list)")
     parser.add_argument("--epochs", help="train.epochs for every trial")
+    parser.add_argument("--repeats", type=int, default=sweep.repeats,
+                        help="runs of every configuration, each with its own seed (default: the sweep's, %(default)s); "
+                        "a re-run with more runs only the new replicates")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the trial table; run nothing")
     parser.add_argument("--backend", choices=["auto", *launch.BACKENDS], default="auto",
                         help="; ".join(f"{k}: {v[1]}" for k, v in launch.BACKENDS.items())
@@ -138,11 +142,13 @@ def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str])
         res = replace(res, gpus_per_worker=args.gpus_per_worker)
     require(args.max_concurrent >= 0, "--max-concurrent", args.max_concurrent, "an integer >= 0")
     require(args.nodes >= 1, "--nodes", args.nodes, "an integer >= 1")
+    require(args.repeats >= 1, "--repeats", args.repeats, "an integer >= 1")
     # An override of a swept key narrows that axis to the one value (e.g. --optim.beta1=0.5). A searched key
     # stays in the table, pinned, and the other keys keep their draws. The value is parsed like any override.
     grid = {k: [overrides.pop(k)] if k in overrides else v for k, v in sweep.grid.items()}
     search = {k: Pinned(overrides.pop(k), v) if k in overrides else v for k, v in sweep.search.items()}
-    sweep = replace(sweep, base={**sweep.base, **overrides}, grid=grid, search=search, resources=res)
+    sweep = replace(sweep, base={**sweep.base, **overrides}, grid=grid, search=search, resources=res,
+                    repeats=args.repeats)
     return sweep, expand(sweep)
 
 
@@ -165,9 +171,12 @@ def shown(value: Any) -> str:
 
 
 def print_table(trials: list[Trial], run_root: Path) -> None:
+    """One line per trial; with replicates, which one each is (replicates of one configuration are adjacent)."""
     keys = list(trials[0].params) if trials else []
-    rows = [[t.id, *(shown(t.params[k]) for k in keys), status_of(run_root / t.id)] for t in trials]
-    header = ["trial", *keys, "status"]
+    replicated = any(t.replicate for t in trials)
+    rows = [[t.id, *(shown(t.params[k]) for k in keys), *([t.replicate] if replicated else []),
+             status_of(run_root / t.id)] for t in trials]
+    header = ["trial", *keys, *(["replicate"] if replicated else []), "status"]
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     for row in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
@@ -224,7 +233,7 @@ def finish(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path, arg
         report = build_report(out_dir)
     except OSError as e:  # disk full, quota: the trials' own files are safe, and each result file is whole
         fail(f"results not written: {e}")
-    print_summary(table, sweep.metric, sweep.mode)
+    print_summary(table, sweep)
     if earlier := len(table) - len(trials):
         print(f"{earlier} row{'s' * (earlier != 1)} from earlier runs of this sweep kept (column current=False)")
     print(f"results in {out_dir}; report: {report}")

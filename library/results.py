@@ -1,7 +1,8 @@
-"""Aggregate a sweep's trials into results/SWEEP/: trials.csv/.parquet (one row per trial), curves.csv/.parquet
-(per-epoch metrics, long format), samples/TRIAL.png and sweep.json (metric, mode, swept params). Rebuilt from the
-run dirs each time, so a re-run never duplicates a row, and never drops one: trials of earlier runs of the sweep
-(another grid) stay, with current=False."""
+"""Aggregate a sweep's trials into results/SWEEP/: trials.csv/.parquet (one row per trial), configs.csv/.parquet
+(one row per configuration over its replicates, library.replicates), curves.csv/.parquet (per-epoch metrics, long
+format), samples/TRIAL.png and sweep.json (metric, mode, swept params, repeats). Rebuilt from the run dirs each
+time, so a re-run never duplicates a row, and never drops one: trials of earlier runs of the sweep (another grid)
+stay in trials.csv, with current=False (configs.csv is over this run's trials)."""
 from __future__ import annotations
 
 import shutil
@@ -12,6 +13,7 @@ import pandas as pd
 from library.checkpoint import CHECKPOINTS, load_checkpoint
 from library.files import atomic_write, read_json, write_json
 from library.metrics.coverage import detect_mode_collapse
+from library.replicates import config_table, plus_minus
 from library.sweep import RECORD, Sweep
 from library.trial import METRICS, STATUS, Status, Trial, read_status
 
@@ -22,7 +24,7 @@ def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:
     history = read_json(run_dir / METRICS, [])
     checkpoints = sorted((run_dir / CHECKPOINTS).glob("epoch_*.pt"))
     return {
-        "trial": trial.id, **trial.params,
+        "trial": trial.id, "config": trial.config_id, "replicate": trial.replicate, **trial.params,
         "status": status.get("status", Status.NOT_RUN),
         "reason": (status.get("reason") or "").split("\n")[0],
         "epochs": status.get("epoch", 0),
@@ -63,13 +65,16 @@ def curves(trial: Trial, run_dir: Path) -> list[dict]:
 def earlier_trials(sweep: Sweep, current: set[str], run_root: Path) -> list[Trial]:
     """Trials of earlier runs of this sweep (another grid, or one narrowed by an override): the run dirs under
     run_root outside `current` that hold a checkpoint or a status; their params are read from the config stored
-    in the latest readable checkpoint (None where there is none)."""
+    in the latest readable checkpoint (None where there is none), their configuration and replicate from their
+    status (a trial that never recorded them is replicate 0 of its own configuration, as before repeats)."""
     found = []
     for run_dir in sorted(p for p in run_root.glob("*") if p.is_dir() and p.name not in current):
         if not any((run_dir / CHECKPOINTS).glob("epoch_*.pt")) and not (run_dir / STATUS).exists():
             continue  # not a trial's run dir (Slurm logs, Ray's files), or a trial that never started
         config = (load_checkpoint(run_dir) or {}).get("config", {})
-        found.append(Trial(run_dir.name, {k: config.get(k) for k in sweep.params}, config))
+        status = read_status(run_dir)
+        found.append(Trial(run_dir.name, {k: config.get(k) for k in sweep.params}, config,
+                           status.get("replicate", 0), status.get("config_id", "")))
     return found
 
 
@@ -89,6 +94,7 @@ def collect(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) ->
     table = pd.DataFrame(rows)
     history = pd.DataFrame(long, columns=["trial", "epoch", "metric", "value"])
     write_frame(table, out_dir / "trials")
+    write_frame(configs(sweep, table), out_dir / "configs")
     write_frame(history, out_dir / "curves")
     write_json(out_dir / RECORD, sweep.record())
     return table
@@ -99,13 +105,35 @@ def write_frame(frame: pd.DataFrame, stem: Path) -> None:
     atomic_write(stem.with_suffix(".parquet"), lambda tmp: frame.to_parquet(tmp, index=False))
 
 
+def configs(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
+    """The configurations of this run of the sweep (rows current=True) over their replicates, best mean first."""
+    return config_table(table[table["current"]], sweep.metric, sweep.mode, sweep.params)
+
+
 def display_columns(table: pd.DataFrame) -> list[str]:
-    """The columns a terminal table shows: no paths, reasons or losses (they are in the files)."""
-    return [c for c in table.columns
-            if c not in ("checkpoint", "run_dir", "reason", "mode_collapse", "samples_epoch") and not c.startswith("loss")]
+    """The columns a terminal table shows: no paths, reasons or losses (they are in the files), no configuration
+    id (the configurations table follows), and the replicate only where there are replicates."""
+    hidden = {"checkpoint", "run_dir", "reason", "mode_collapse", "samples_epoch", "config"}
+    if not (pd.to_numeric(table.get("replicate", pd.Series(dtype=float)), errors="coerce") > 0).any():
+        hidden.add("replicate")
+    return [c for c in table.columns if c not in hidden and not c.startswith("loss")]
 
 
-def print_summary(table: pd.DataFrame, metric: str, mode: str) -> None:
+def print_configs(table: pd.DataFrame, metric: str, params: list[str], key: list[str]) -> None:
+    """The configurations table, best mean first: mean ± 95% CI, replicates and their statuses, verdict."""
+    shown = table[key + params + ["n", "statuses"]].copy()
+    for col, head in ((f"best_{metric}", f"best {metric}"), (metric, f"final {metric}")):
+        shown[f"{head} (mean ± CI)"] = [plus_minus(r, col) or "-" for _, r in table.iterrows()]
+    shown["verdict"] = table["verdict"]
+    print(f"\nconfigurations: mean ± 95% confidence interval over completed replicates; verdict by Welch's t-test "
+          f"against the best mean at 5%")
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 60):
+        print(shown.to_string(index=False))
+
+
+def print_summary(table: pd.DataFrame, sweep: Sweep) -> None:
+    """The trials table, best first, with failures and mode collapses; then, with replicates, the configurations."""
+    metric, mode = sweep.metric, sweep.mode
     key = f"best_{metric}"
     shown = table.sort_values(key, ascending=mode == "min", na_position="last")
     cols = display_columns(shown)
@@ -115,6 +143,8 @@ def print_summary(table: pd.DataFrame, metric: str, mode: str) -> None:
         print(f"{row.trial} {row.status}: {row.reason}")
     for _, row in shown[shown.get("mode_collapse", pd.Series("", index=shown.index)).fillna("") != ""].iterrows():
         print(f"{row.trial} mode collapse: {row.mode_collapse}")
+    if sweep.repeats > 1:
+        print_configs(configs(sweep, table), metric, sweep.params, [])
 
 
 def compare(sweeps: list[str], results_dir: Path) -> pd.DataFrame:
@@ -129,28 +159,47 @@ def compare(sweeps: list[str], results_dir: Path) -> pd.DataFrame:
     return table[["sweep", *[c for c in table.columns if c != "sweep"]]]
 
 
+def compare_configs(sweeps: list[str], results_dir: Path) -> tuple[pd.DataFrame, str, list[str]]:
+    """The configurations of several sweeps in one table, best mean first, each judged against the best of them
+    all as configs.csv judges within one sweep (Welch's t-test on the replicates' best-metric values, from each
+    sweep's trials.csv); with the metric and the params (of any of the sweeps). The sweeps must share metric and
+    mode: a ranking across two metrics would mean nothing."""
+    trials = compare(sweeps, results_dir)
+    specs = {name: read_json(results_dir / name / RECORD, {}) for name in sweeps}
+    scored = {name: (spec.get("metric"), spec.get("mode")) for name, spec in specs.items()}
+    if len(set(scored.values())) != 1 or None in next(iter(scored.values())):
+        raise ValueError("configurations compare on one metric and mode; these sweeps have "
+                         + ", ".join(f"{name}: {m} ({mode})" for name, (m, mode) in scored.items()))
+    if "config" not in trials:
+        raise ValueError("a trials.csv has no config column (written before replicates): rebuild it with "
+                         f"python sweeps/NAME.py --status for each of {', '.join(sweeps)}")
+    metric, mode = next(iter(scored.values()))
+    params = list(dict.fromkeys(p for spec in specs.values() for p in spec.get("params", [])))
+    table = config_table(trials[trials["current"]], metric, mode, params, key=["sweep", "config"])
+    return table, metric, params
+
+
 def main(argv: list[str] | None = None) -> None:
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m library.results")
     sub = parser.add_subparsers(dest="command", required=True)
-    cmp = sub.add_parser("compare", help="combine the trial tables of several sweeps into one")
+    cmp = sub.add_parser("compare", help="the configurations of several sweeps in one table, each judged against "
+                         "the best of them all (Welch's t-test at 5%)")
     cmp.add_argument("sweeps", nargs="+")
     cmp.add_argument("--results-dir", type=Path, default=Path("results"))
-    cmp.add_argument("--out", type=Path, help="also write the combined table here (.csv or .parquet)")
+    cmp.add_argument("--out", type=Path, help="also write the configurations table here (.csv or .parquet)")
     args = parser.parse_args(argv)
     try:
-        table = compare(args.sweeps, args.results_dir)
-    except FileNotFoundError as e:
+        table, metric, params = compare_configs(args.sweeps, args.results_dir)
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     if args.out:
         write = table.to_parquet if args.out.suffix == ".parquet" else table.to_csv
         atomic_write(args.out, lambda tmp: write(tmp, index=False))
-    cols = display_columns(table)
-    with pd.option_context("display.width", 200, "display.max_columns", 40, "display.float_format", "{:.4g}".format):
-        print(table[cols].to_string(index=False))
+    print_configs(table, metric, params, ["sweep"])
 
 
 if __name__ == "__main__":

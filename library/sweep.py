@@ -21,6 +21,7 @@ from library.config import ConfigError, parse, require, to_dict
 from library.job import load_job
 from library.resources import Resources
 from library.search import ASHA, draw
+from library.seeds import replicate_seed
 from library.tracking import DEFAULT_PROJECT, wandb_mode
 from library.trial import Trial, trial_id
 
@@ -50,6 +51,10 @@ class Sweep:
     """Random draws from `search` per grid point."""
     seed: int = 0
     """Seed of the random draws: the same seed gives the same trials on every re-run."""
+    repeats: int = 1
+    """Runs of every configuration (grid point or random draw), each with its own train.seed: replicate 0 with
+    the configuration's, the others with library.seeds.replicate_seed. results/NAME/configs.csv then gives each
+    configuration's mean and 95% confidence interval and which are distinguishable from the best."""
     early_stop: ASHA | None = None
     """Stop trials that fall behind (ASHA through Ray Tune; local and ray-slurm backends)."""
     resources: Resources = field(default_factory=Resources)
@@ -71,7 +76,7 @@ class Sweep:
         """What another process needs to know of this sweep, as JSON (RECORD); with the trials to run, if given.
         The W&B settings are the login node's (its W&B mode), not those of wherever the record is read."""
         out = {"name": self.name, "job": self.job, "metric": self.metric, "mode": self.mode, "params": self.params,
-               "base": self.base, "project": self.project, "resources": asdict(self.resources),
+               "base": self.base, "repeats": self.repeats, "project": self.project, "resources": asdict(self.resources),
                "early_stop": asdict(self.early_stop) if self.early_stop else None, "tracking": self.tracking()}
         if trials is not None:
             out["trials"] = [t.to_json() for t in trials]
@@ -82,12 +87,14 @@ class Sweep:
         """The sweep as a record describes it, for running its trials (the grid itself is not kept: the record's
         trials are what runs)."""
         return cls(name=record["name"], job=record["job"], metric=record["metric"], mode=record["mode"],
-                   base=record["base"], project=record["project"], resources=Resources(**record["resources"]),
+                   base=record["base"], repeats=record["repeats"], project=record["project"],
+                   resources=Resources(**record["resources"]),
                    early_stop=ASHA(**record["early_stop"]) if record["early_stop"] else None)
 
 
 def expand(sweep: Sweep) -> list[Trial]:
-    """Every grid point as a validated trial; any bad value fails here, naming the field."""
+    """Every grid point (times every random draw) as validated trials, `repeats` per configuration, replicates
+    of one configuration next to each other; any bad value fails here, naming the field."""
     require(sweep.mode in ("min", "max"), "mode", sweep.mode, "min or max")
     require(bool(sweep.name) and sweep.name.replace("_", "").replace("-", "").isalnum(), "name", sweep.name,
             "letters, digits, - and _")
@@ -98,7 +105,8 @@ def expand(sweep: Sweep) -> list[Trial]:
     both = sorted(set(sweep.grid) & set(sweep.search))
     require(not both, "search", both, "keys that are not also in grid")
     require(isinstance(sweep.samples, int) and sweep.samples >= 1, "samples", sweep.samples, "an integer >= 1")
-    size = sweep.samples if sweep.search else 1
+    check_repeats(sweep)
+    size = (sweep.samples if sweep.search else 1) * sweep.repeats
     for values in sweep.grid.values():
         size *= len(values)
     require(size <= MAX_TRIALS, "grid", f"{size} trials", f"at most {MAX_TRIALS} trials per sweep; split the sweep")
@@ -118,12 +126,12 @@ def expand(sweep: Sweep) -> list[Trial]:
             trial = Trial(trial_id(job, config), {k: config[k] for k in sweep.params}, config)
             if trial.id not in seen:  # random draws from small Choice spaces can repeat a point
                 seen.add(trial.id)
-                trials.append(trial)
+                trials += replicates(job, trial, sweep.repeats)
             if sweep.early_stop is not None:
                 require(cfg.eval.every == 1, "eval.every", cfg.eval.every,
                         "1 with early_stop: ASHA compares trials by the metric of every epoch")
-    if len(trials) < len(combos) * len(draws):  # only draws repeat: grid values are distinct
-        print(f"{len(combos) * len(draws)} draws gave {len(trials)} distinct trials "
+    if len(seen) < len(combos) * len(draws):  # only draws repeat: grid values are distinct
+        print(f"{len(combos) * len(draws)} draws gave {len(seen)} distinct trials "
               "(repeated points of Choice/IntRange spaces are run once)")
     metric, _ = job.primary_metric(cfg)
     require(sweep.metric == metric, "metric", sweep.metric,
@@ -131,3 +139,26 @@ def expand(sweep: Sweep) -> list[Trial]:
     return trials
 
 
+
+
+def check_repeats(sweep: Sweep) -> None:
+    """repeats is a count, and one that the rest of the sweep leaves meaningful."""
+    require(isinstance(sweep.repeats, int) and sweep.repeats >= 1, "repeats", sweep.repeats, "an integer >= 1")
+    if sweep.repeats == 1:
+        return
+    require(sweep.early_stop is None, "repeats", sweep.repeats,
+            "1 with early_stop: ASHA would stop each replicate on its own seed's metric, not on its configuration's "
+            "mean; run the replicates without early_stop")
+    require("train.seed" not in sweep.params, "repeats", sweep.repeats,
+            "1 when the sweep varies train.seed itself (grid or search): each seed is then a configuration of its "
+            "own; drop train.seed from the sweep and let repeats vary it")
+
+
+def replicates(job, trial: Trial, repeats: int) -> list[Trial]:
+    """A configuration's `repeats` runs: the trial itself as replicate 0 (so trials run before repeats existed
+    count as replicate 0), then replicate r with train.seed = replicate_seed(trial.id, r), each with its own id."""
+    out = [trial]
+    for r in range(1, repeats):
+        config = {**trial.config, "train.seed": replicate_seed(trial.id, r)}
+        out.append(Trial(trial_id(job, config), trial.params, config, r, trial.id))
+    return out

@@ -32,9 +32,11 @@ from library.trial import METRICS, STOP_REQUEST, Status, claim, holder, mark, re
 
 
 def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resources: Resources,
-        *, report_to_tune: bool = False, tracking: dict[str, Any] | None = None) -> dict[str, Any]:
+        *, report_to_tune: bool = False, tracking: dict[str, Any] | None = None,
+        labels: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train one trial to the end (resuming if its run dir has a checkpoint); returns its final status.
-    `tracking` holds the W&B run settings (see library.tracking); None logs nothing to W&B."""
+    `tracking` holds the W&B run settings (see library.tracking); None logs nothing to W&B. `labels` (a sweep
+    trial's Trial.labels(): its configuration and replicate) go into its status.json and its W&B run's config."""
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -46,6 +48,7 @@ def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resou
     (run_dir / STOP_REQUEST).unlink(missing_ok=True)  # a request for an earlier run of this trial is stale
     loop_config = {"job": job_name, "config": config, "run_dir": str(run_dir), "launched_at": time.time(),
                    "threads": resources.cpus_per_worker, "gpu": resources.gpus_per_worker > 0, "tracking": tracking,
+                   "labels": labels or {},
                    "report_to": "tune" if report_to_tune and resources.workers == 0 else "train"}
     callbacks = []
     if report_to_tune and resources.workers > 0:
@@ -106,12 +109,13 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     models, ctx.optimizers = job.build(ctx)
     ctx.models = {k: place_model(m, ctx) for k, m in models.items()}
     state = restore(ctx, to_dict(cfg)) or {"epoch": 0, "history": [], "best": None, "elapsed_s": 0.0}
-    tracker = Tracker(loop_config["tracking"] if ctx.rank == 0 else None, ctx.run_dir.name, to_dict(cfg), ctx.run_dir)
+    tracker = Tracker(loop_config["tracking"] if ctx.rank == 0 else None, ctx.run_dir.name,
+                      {**to_dict(cfg), **loop_config["labels"]}, ctx.run_dir)
     position = state.get("position") or {}
     status = {"status": Status.RUNNING, "reason": "", "metric": metric, "mode": mode,
               "startup_s": round(time.time() - loop_config["launched_at"], 2), "first_step_at": time.time(),
               "workers": ctx.world_size, "cpus": len(os.sched_getaffinity(0)), "resumed_from_epoch": state["epoch"],
-              "resumed_from": {"epoch": state["epoch"], "step": position.get("step", 0)}}
+              "resumed_from": {"epoch": state["epoch"], "step": position.get("step", 0)}, **loop_config["labels"]}
     try:
         train_epochs(job, ctx, data, state, status, report, tracker)
     except Preempted:
@@ -136,6 +140,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
 
 def summarize(tracker: Tracker, status: dict, metric: str) -> None:
+    # The status's text: W&B writes an Enum member by its name ("STOPPED"), not by its value.
     tracker.summarize({"status": str(status["status"]), **{k: status.get(k) for k in (f"best_{metric}", "best_epoch")}})
     tracker.finish()
 

@@ -57,16 +57,31 @@ class Status(StrEnum):
 class Trial:
     id: str
     params: dict[str, Any]
-    """The swept values that distinguish this trial."""
+    """The swept values that distinguish this trial's configuration (its replicates share them)."""
     config: dict[str, Any]
     """The full, validated config (flat, dotted keys)."""
+    replicate: int = 0
+    """Which run of its configuration this is (library.sweep's `repeats`): 0 runs with the configuration's own
+    train.seed, r >= 1 with library.seeds.replicate_seed(config_id, r)."""
+    config_id: str = ""
+    """The id of replicate 0 of this configuration, which its replicates share; a trial given none is replicate 0
+    of its own configuration."""
+
+    def __post_init__(self):
+        if not self.config_id:
+            object.__setattr__(self, "config_id", self.id)
+
+    def labels(self) -> dict[str, Any]:
+        """What places the trial among its configuration's replicates: kept in its status.json and its W&B run's
+        config (where the W&B report groups runs by it)."""
+        return {"config_id": self.config_id, "replicate": self.replicate}
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "params": self.params, "config": self.config}
+        return {"id": self.id, "params": self.params, "config": self.config, **self.labels()}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Trial:
-        return cls(d["id"], d["params"], d["config"])
+        return cls(d["id"], d["params"], d["config"], d["replicate"], d["config_id"])
 
 
 def trial_id(job, config: dict[str, Any]) -> str:

@@ -4,7 +4,9 @@
 `publish_results` does so for a sweep's results folder (`python -m library.report SWEEP --wandb`).
 The report shows the sweep's runs (W&B group = sweep name): a parallel-coordinates plot of every swept
 param against the best value of the metric, one scatter plot per param, learning curves per epoch, the
-D/G losses, the "samples" images, and a run comparer.
+D/G losses, the "samples" images, and a run comparer. With replicates (the sweep's `repeats`) the runs are
+grouped by configuration: every run's config holds `config_id` and `replicate` (library.trial's Trial.labels),
+and W&B draws each group's mean and range.
 
 Config keys: a trial's config is logged flat, with dotted keys ("optim.beta1"), which W&B stores as
 {"optim.beta1": {"value": ...}}, so its accessor is "config:optim.beta1.value". wandb-workspaces'
@@ -50,10 +52,11 @@ class _FlatConfigScatter(wr.ScatterPlot):
 
 
 def report_spec(sweep: str, project: str, entity: str | None, metric: str, mode: str, params: list[str],
-                job: str) -> wr.Report:
+                job: str, repeats: int = 1) -> wr.Report:
     """The wandb_workspaces.reports.v2.Report object for one sweep (not saved).
 
     entity None leaves it empty (building then needs no network); `publish` fills in the default entity.
+    With repeats > 1 the runset is grouped by the runs' config_id: one group per configuration.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
@@ -63,6 +66,8 @@ def report_spec(sweep: str, project: str, entity: str | None, metric: str, mode:
         entity=entity or "", project=project, name=sweep,
         filters=expr.And(expr.Metric("Group") == sweep),
         order=[wr.OrderBy(best, ascending=mode == "min")],
+        # "config.config_id": a top-level key, which wandb-workspaces turns into the accessor config_id.value
+        groupby=["config.config_id"] if repeats > 1 else [],
         pinned_columns=[config_accessor(p) for p in params] + [f"summary:best_{metric}"])
     panels = [
         wr.ParallelCoordinatesPlot(
@@ -78,8 +83,11 @@ def report_spec(sweep: str, project: str, entity: str | None, metric: str, mode:
         wr.RunComparer(diff_only="split", layout=wr.Layout(w=24, h=10)),
     ]
     text = [f"Sweep {sweep} (job {job}): {len(params)} swept param(s), {', '.join(params)}; "
-            f"metric {metric}, best per run, {MODES[mode]}. Reproduce with ",
-            wr.InlineCode(f"python sweeps/{sweep}.py"), "."]
+            f"metric {metric}, best per run, {MODES[mode]}. "
+            + (f"{repeats} replicates (seeds) per configuration, runs grouped by configuration (config_id); "
+               f"results/{sweep}/configs.csv says which differ from the best (Welch's t-test, 5%). " if repeats > 1
+               else "") + "Reproduce with ",
+            wr.InlineCode(f"python sweeps/{sweep}.py" + (f" --repeats={repeats}" if repeats > 1 else "")), "."]
     return wr.Report(
         project=project, entity=entity or "", title=title[:128],
         description=f"{metric} ({MODES[mode]}) over {', '.join(params)}",
@@ -87,7 +95,7 @@ def report_spec(sweep: str, project: str, entity: str | None, metric: str, mode:
 
 
 def publish(sweep: str, project: str, entity: str | None, metric: str, mode: str, params: list[str],
-            job: str) -> str:
+            job: str, repeats: int = 1) -> str:
     """Save the report online (needs `wandb login`); returns its URL."""
     if not wandb_logged_in():  # fail before wandb.Api() would prompt for a key or wait on the network
         raise RuntimeError("no W&B API key is configured: run `wandb login`, "
@@ -95,7 +103,7 @@ def publish(sweep: str, project: str, entity: str | None, metric: str, mode: str
     import wandb
 
     entity = entity or wandb.Api().default_entity
-    report = report_spec(sweep, project, entity, metric, mode, params, job)
+    report = report_spec(sweep, project, entity, metric, mode, params, job, repeats)
     report.save()
     return report.url
 
@@ -107,4 +115,6 @@ def publish_results(results_dir: Path, entity: str | None = None) -> str:
     spec = read_json(path)
     if spec is None:
         raise RuntimeError(f"{path} does not exist: the W&B report is made from the sweep's results")
-    return publish(spec["name"], spec["project"], entity, spec["metric"], spec["mode"], spec["params"], spec["job"])
+    # A sweep.json written before repeats existed is a sweep of one replicate per configuration.
+    return publish(spec["name"], spec["project"], entity, spec["metric"], spec["mode"], spec["params"], spec["job"],
+                   spec.get("repeats", 1))

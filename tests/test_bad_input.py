@@ -61,6 +61,8 @@ CASES = [
     ("max-concurrent-negative", {}, ["--max-concurrent=-2"], ("--max-concurrent", "-2", "an integer >= 0")),
     ("nodes-zero", {}, ["--nodes=0"], ("--nodes", "0", "an integer >= 1")),
     ("samples-zero", {"search": {"optim.lr": None}, "samples": 0}, [], ("samples", "0", "an integer >= 1")),
+    ("repeats-zero", {}, ["--repeats=0"], ("--repeats", "0", "an integer >= 1")),
+    ("repeats-of-a-swept-seed", {"grid": {"train.seed": [0, 1]}}, ["--repeats=2"], ("repeats", "2", "varies train.seed")),
     # unknown keys
     ("unknown-key-typo", {}, ["--optim.betta1=0.5"], ("optim.betta1", "'0.5'", "did you mean 'optim.beta1'")),
     ("unknown-key-in-grid", {"grid": {"optim.momentum": [0.9]}}, [], ("optim.momentum", "0.9", "unknown key")),
@@ -71,6 +73,8 @@ CASES = [
                                                                           "distinct values (repeated: 0.5)")),
     ("ten-thousand-trials", {"grid": {"train.seed": list(range(100)), "optim.lr": [(i + 1) / 1000 for i in range(100)]}},
      [], ("grid", "'10000 trials'", "at most 5000 trials per sweep")),
+    ("replicates-count-as-trials", {"grid": {"optim.lr": [(i + 1) / 1000 for i in range(100)]}}, ["--repeats=60"],
+     ("grid", "'6000 trials'", "at most 5000 trials per sweep")),
     # the sweep itself
     ("unknown-job", {"job": "nosuchjob"}, [], ("job", "'nosuchjob'", "unknown job 'nosuchjob'; available jobs: ")),
     ("metric-the-job-does-not-report", {"metric": "fid"}, [], ("metric", "'fid'", "'fd_domain'")),

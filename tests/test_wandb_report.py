@@ -51,6 +51,20 @@ def test_runset_selects_the_sweep_group(spec):
     assert (online.entity, online.project) == ("lab", "dl-studies")
 
 
+def test_replicates_are_grouped_by_configuration_and_a_single_run_per_configuration_is_not(spec):
+    _, dump = spec
+    grid = next(b for b in dump["spec"]["blocks"] if b["type"] == "panel-grid")
+    assert grid["metadata"]["runSets"][0].get("grouping", []) == []
+    report = report_spec(entity=None, repeats=3, **ARGS)
+    dump = report._to_model().model_dump(by_alias=True, exclude_none=True)
+    grid = next(b for b in dump["spec"]["blocks"] if b["type"] == "panel-grid")
+    # the run config's top-level key config_id (library.train), which W&B stores as {"config_id": {"value": ...}}
+    assert grid["metadata"]["runSets"][0]["grouping"] == [{"section": "config", "name": "config_id.value"}]
+    text = "".join(c.get("text", "") for b in dump["spec"]["blocks"] if b["type"] == "paragraph"
+                   for c in b["children"])
+    assert "3 replicates (seeds) per configuration" in text and "Welch's t-test" in text
+
+
 def test_parallel_coordinates_has_every_param_and_the_metric(spec):
     _, dump = spec
     (pc,) = panels_of(dump, "Parallel Coordinates Plot")

@@ -84,8 +84,8 @@ def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int =
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, job=sweep.job, resources=res, tracking=tracking),
             trial_resources)
-        space = {"trial": tune.grid_search([{"id": t.id, "config": t.config, "run_dir": str(run_root / t.id)}
-                                            for t in trials])}
+        space = {"trial": tune.grid_search([{"id": t.id, "config": t.config, "run_dir": str(run_root / t.id),
+                                             "labels": t.labels()} for t in trials])}
         scheduler = None
         if sweep.early_stop is not None:
             scheduler = sweep.early_stop.scheduler(sweep.metric, sweep.mode, max(t.config["train.epochs"] for t in trials))
@@ -116,7 +116,8 @@ def tune_resources(res: Resources) -> dict[str, float]:
 def run_trial(param: dict, job: str, resources: Resources, tracking: dict) -> None:
     """One Tune trial: train it to the end; a failure is recorded in its status, not raised."""
     trial = param["trial"]
-    fit(job, trial["config"], trial["run_dir"], resources, report_to_tune=True, tracking=tracking)
+    fit(job, trial["config"], trial["run_dir"], resources, report_to_tune=True, tracking=tracking,
+        labels=trial["labels"])
 
 
 

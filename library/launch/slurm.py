@@ -118,7 +118,8 @@ class TrialTask(submitit.helpers.Checkpointable):
         signal.signal(signal.SIGTERM, on_signal)
         if self.resources.workers > 0:
             start_private_ray(self.resources)
-        status = fit(self.job, self.trial["config"], run_dir, self.resources, tracking=self.tracking)
+        status = fit(self.job, self.trial["config"], run_dir, self.resources, tracking=self.tracking,
+                     labels=Trial.from_json(self.trial).labels())
         if not status.get("preempted"):
             asked.clear()  # a late signal's fallback has nothing to do
             return status["status"]

@@ -29,6 +29,7 @@ class SweepInfo:
         # A param no trial has a column for (an old table) would be a plot of nothing.
         self.params: list[str] = [p for p in spec.get("params") or [] if p in trials.columns]
         self.base: dict = spec.get("base") or {}
+        self.repeats: int = int(spec.get("repeats") or 1)
 
     @property
     def better(self) -> str:
@@ -77,6 +78,18 @@ def load(results_dir: Path) -> tuple[SweepInfo, pd.DataFrame, pd.DataFrame]:
     curves["value"] = pd.to_numeric(curves["value"], errors="coerce")
     curves = curves[np.isfinite(curves["epoch"]) & np.isfinite(curves["value"])]
     return sweep, trials, curves
+
+
+def load_configs(results_dir: Path, sweep: SweepInfo) -> pd.DataFrame | None:
+    """configs.csv (library.replicates: one row per configuration, best mean first, with its `label`) when the
+    sweep ran replicates and wrote it; else None, and the report shows trials only, as without replicates."""
+    configs = read_table(results_dir / "configs") if sweep.repeats > 1 else None
+    if configs is None or "config" not in configs:
+        return None
+    configs = configs.copy()
+    configs["config"] = configs["config"].astype(str)
+    configs["label"] = labels(configs.rename(columns={"config": "trial"}), sweep.params)
+    return configs
 
 
 def numeric(frame: pd.DataFrame, col: str) -> pd.Series:

@@ -14,8 +14,9 @@ from typing import Any
 import pandas as pd
 
 from library.files import atomic_write
-from library.report.format import fmt, fmt_seconds, short_names, sort_key
-from library.report.load import GOOD, SweepInfo, load
+from library.replicates import BEST, SAME, plus_minus
+from library.report.format import MISSING, fmt, fmt_seconds, short_names, sort_key
+from library.report.load import GOOD, SweepInfo, load, load_configs
 from library.report.plots import make_plots
 
 REPORT = "report.html"
@@ -69,7 +70,9 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     short = short_names(sweep.params)
     m = sweep.metric
     reasons = bool(((trials["reason"] != "") | (trials["mode_collapse"] != "")).any())
+    replicated = sweep.repeats > 1 and "replicate" in trials
     head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
+            + (["replicate"] if replicated else [])
             + ["status", f"best {e(m)}", "best epoch", f"final {e(m)}", "epochs"]
             + ["wall time", "trial"] + (["reason"] if reasons else []))
     rows = []
@@ -78,6 +81,8 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
         cls = "bad" if bad else ("top" if r["rank"] == 1 else "")
         cells = [f'<td class="num">{r["rank"]}</td>']
         cells += [f'<td class="num">{e(fmt(r[p]))}</td>' for p in sweep.params]
+        if replicated:
+            cells.append(f'<td class="num">{e(fmt(r["replicate"]))}</td>')
         cells.append(f"<td>{badge(r['status'])}</td>")
         cells.append(f'<td class="num">{e(fmt(r["score"]))}</td>')
         cells += [f'<td class="num">{e(fmt(r.get(c)))}</td>' for c in ("best_epoch", m, "epochs")]
@@ -91,8 +96,65 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
             + "</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table></div>")
 
 
-def grid_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
-    """For a 2-param grid: rows = first param, columns = second, cells = best metric (or the status)."""
+CONFIGS_NOTE = ("Mean ± half-width of the 95% confidence interval (Student's t) over each configuration's completed "
+                "replicates; a failed, diverged or unfinished replicate is counted in its statuses and never averaged "
+                "in. Verdict: Welch's t-test (two-sided, 5%) of the configuration's replicates' best values against "
+                "those of the configuration with the best mean; each comparison on its own, without correction for "
+                "the number of configurations.")
+
+
+def configs_table(sweep: SweepInfo, configs: pd.DataFrame) -> str:
+    """Every configuration, best mean first: mean ± CI of the best and final metric, replicates and their
+    statuses, the verdict against the best, the best and worst replicate."""
+    short = short_names(sweep.params)
+    m = sweep.metric
+    head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
+            + ["n", "statuses", f"best {e(m)} (mean ± CI)", f"final {e(m)} (mean ± CI)", "verdict",
+               "best replicate", "worst replicate"])
+    rows = []
+    for i, r in configs.iterrows():
+        cls = "top" if r["verdict"] == BEST else ("bad" if pd.isna(r[f"best_{m}_mean"]) else "")
+        cells = [f'<td class="num">{i + 1}</td>'] + [f'<td class="num">{e(fmt(r[p]))}</td>' for p in sweep.params]
+        cells += [f'<td class="num">{e(fmt(r["n"]))}</td>', f'<td class="statuses">{e(r["statuses"])}</td>']
+        cells += [f'<td class="num">{e(plus_minus(r, c) or MISSING)}</td>' for c in (f"best_{m}", m)]
+        cells.append(f"<td>{e(r['verdict'])}</td>")
+        cells += [f'<td class="id">{e(fmt(r[c]))}</td>' for c in ("best_replicate", "worst_replicate")]
+        rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
+    return (f'<p class="meta">{e(CONFIGS_NOTE)}</p><div class="scroll"><table class="configs"><thead><tr>'
+            + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead><tbody>" + "\n".join(rows)
+            + "</tbody></table></div>")
+
+
+def best_config(sweep: SweepInfo, configs: pd.DataFrame) -> str:
+    """The box naming the configuration with the best mean, and how many others the data cannot tell from it."""
+    m = sweep.metric
+    best = configs[configs["verdict"] == BEST]
+    if best.empty:
+        return ""
+    b = best.iloc[0]
+    same = int((configs["verdict"] == SAME).sum())
+    return (f'<div class="best">Best configuration (by mean over replicates): <b>{e(b["label"])}</b> — best {e(m)} '
+            f'<b>{e(plus_minus(b, f"best_{m}"))}</b> (n={e(fmt(b["n_ok"]))} completed); {same} other '
+            f'configuration{"s" * (same != 1)} not distinguishable from it (Welch\'s t-test, 5%)</div>')
+
+
+def grid_cells(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.DataFrame | None) -> pd.DataFrame:
+    """What each grid cell shows: the params, `value` (what colours it, and sets the colour scale), `ok` (whether
+    it shows `text`, else `empty`) and `top`. One cell per trial (a failed or diverged one shows its status), or
+    with replicates per configuration: the mean ± 95% CI of its best metric, its statuses where none completed."""
+    if configs is None:
+        ok = trials["status"].isin(GOOD) & trials["score"].notna()
+        return trials[sweep.params].assign(value=trials["score"], ok=ok, text=trials["score"].map(fmt),
+                                            empty=trials["status"].map(badge), top=trials["rank"] == 1)
+    col = f"best_{sweep.metric}"
+    return configs[sweep.params].assign(value=configs[f"{col}_mean"], ok=configs[f"{col}_mean"].notna(),
+                                        text=[plus_minus(r, col) or MISSING for _, r in configs.iterrows()],
+                                        empty=configs["statuses"].map(e), top=configs["verdict"] == BEST)
+
+
+def grid_table(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.DataFrame | None = None) -> str:
+    """For a 2-param grid: rows = first param, columns = second, cells = best metric (or the status); with
+    replicates, each configuration's mean ± 95% CI (see grid_cells)."""
     if len(sweep.params) != 2 or trials.empty:
         return ""
     a, b = sweep.params
@@ -100,7 +162,8 @@ def grid_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     vb = sorted(trials[b].dropna().unique(), key=sort_key)
     if len(va) * len(vb) > 400:
         return ""
-    finite = trials["score"].dropna()
+    cells = grid_cells(sweep, trials, configs)
+    finite = cells["value"].dropna()
     lo, hi = (finite.min(), finite.max()) if len(finite) else (0.0, 0.0)
     short = short_names(sweep.params)
     out = [f'<div class="scroll"><table class="grid"><thead><tr><th>{e(short[a])} \\ {e(short[b])}</th>']
@@ -108,20 +171,20 @@ def grid_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     for x in va:
         out.append(f"<tr><th>{e(fmt(x))}</th>")
         for y in vb:
-            hit = trials[(trials[a] == x) & (trials[b] == y)]
+            hit = cells[(cells[a] == x) & (cells[b] == y)]
             if hit.empty:
                 out.append('<td class="num">–</td>')
                 continue
             r = hit.iloc[0]
-            if r["status"] not in GOOD or pd.isna(r["score"]):
-                out.append(f'<td class="num">{badge(r["status"])}</td>')
+            if not r["ok"]:
+                out.append(f'<td class="num">{r["empty"]}</td>')
                 continue
-            t = 0.0 if hi == lo else (r["score"] - lo) / (hi - lo)
+            t = 0.0 if hi == lo else (r["value"] - lo) / (hi - lo)
             goodness = 1 - t if sweep.mode == "min" else t
             alpha = 0.12 + 0.55 * goodness
-            weight = "font-weight:700;" if r["rank"] == 1 else ""
+            weight = "font-weight:700;" if r["top"] else ""
             out.append(f'<td class="num" style="background:rgba(46,160,67,{alpha:.2f});{weight}">'
-                       f'{e(fmt(r["score"]))}</td>')
+                       f'{e(r["text"])}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
     return "".join(out)
@@ -179,16 +242,24 @@ def failures(trials: pd.DataFrame) -> str:
     return '<ul class="failures">' + "\n".join(items) + "</ul>"
 
 
-def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]], results_dir: Path) -> str:
-    """The whole page: header and best trial, trials table, grid (2 params), plots, samples, failures."""
+def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]], results_dir: Path,
+           configs: pd.DataFrame | None = None) -> str:
+    """The whole page: header and best trial, trials table, grid (2 params), plots, samples, failures; with
+    replicates (`configs`), the best configuration and the configurations table first, and the grid per
+    configuration."""
     m = sweep.metric
     parts = [f"<h1>Sweep {e(sweep.name)}</h1>",
              f'<p class="meta">job <b>{e(sweep.job)}</b> · metric <b>{e(m)}</b> · mode <b>{e(sweep.mode)}</b> '
              f"({e(sweep.better)}) · swept: <b>{e(', '.join(sweep.params) or 'nothing (single trial)')}</b></p>",
              f'<p class="meta">{len(trials)} trial{"s" if len(trials) != 1 else ""}: {status_counts(trials)}</p>']
+    if configs is not None:
+        parts.append(f'<p class="meta">{len(configs)} configurations x {sweep.repeats} replicates, '
+                     "each replicate with its own seed</p>")
     if sweep.base:
         base = ", ".join(f"{k}={fmt(v)}" for k, v in sorted(sweep.base.items()))
         parts.append(f'<p class="meta">base config: {e(base)}</p>')
+    if configs is not None:
+        parts.append(best_config(sweep, configs))
     ranked = trials[trials["status"].isin(GOOD) & trials["score"].notna()]
     if len(ranked):
         b = ranked.iloc[0]
@@ -198,10 +269,12 @@ def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]]
     else:
         parts.append(f'<div class="best" style="background:#ffebe9;border-color:#ff8182">'
                      f"No trial reported {e(m)}.</div>")
+    if configs is not None:
+        parts += [f"<h2>Configurations, best mean {e(m)} first</h2>", configs_table(sweep, configs)]
     parts += [f"<h2>Trials, best {e(m)} first</h2>", summary_table(sweep, trials)]
-    grid = grid_table(sweep, trials)
+    grid = grid_table(sweep, trials, configs)
     if grid:
-        parts += [f"<h2>Grid of best {e(m)}</h2>", grid]
+        parts += [f"<h2>Grid of best {e(m)}{' (mean ± 95% CI)' * (configs is not None)}</h2>", grid]
     parts.append("<h2>Plots</h2>")
     parts.append('<div class="plots">')
     halves = len([p for _, p in plots if p.name.startswith("metric_vs_")]) > 1
@@ -227,8 +300,9 @@ def build_report(results_dir: Path) -> Path:
     """Write results_dir/plots/*.png and results_dir/report.html; return the report's path."""
     results_dir = Path(results_dir)
     sweep, trials, curves = load(results_dir)
-    plots = make_plots(sweep, trials, curves, results_dir / PLOTS)
-    page = render(sweep, trials, plots, results_dir)
+    configs = load_configs(results_dir, sweep)
+    plots = make_plots(sweep, trials, curves, results_dir / PLOTS, configs)
+    page = render(sweep, trials, plots, results_dir, configs)
     out = results_dir / REPORT
     atomic_write(out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     return out

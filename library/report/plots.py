@@ -88,6 +88,15 @@ def _legend(ax, title: str | None = None, n: int = 0) -> None:
                   fontsize=9 if n <= 12 else 7, ncol=1 if n <= 25 else 2)
 
 
+def _metric_vs_param_axes(sweep: SweepInfo, param: str, title: str):
+    """The figure and axes of a plot of the best metric (y) against a param (x)."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    ax.set_title(title)
+    ax.set_xlabel(param)
+    ax.set_ylabel(f"best {sweep.metric} ({sweep.better})")
+    return fig, ax
+
+
 def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, path: Path) -> Path:
     """Best metric per trial against one param, one line per combination of the other params; failed and
     diverged trials that have a value are crossed out in red, the best one circled."""
@@ -96,42 +105,15 @@ def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, pat
     ok = trials[trials["score"].notna() & trials[param].notna()]
     missing = len(trials) - len(ok)
     with plt.rc_context(STYLE):
-        fig, ax = plt.subplots(figsize=(6.2, 4.4))
-        ax.set_title(f"best {sweep.metric} vs {param}")
-        ax.set_xlabel(param)
-        ax.set_ylabel(f"best {sweep.metric} ({sweep.better})")
+        fig, ax = _metric_vs_param_axes(sweep, param, f"best {sweep.metric} vs {param}")
         if ok.empty:
             _empty(ax, f"no trial reported {sweep.metric}")
             return _save(fig, path)
-        numeric = _is_numeric(trials[param])
-        if numeric:
-            x_of = lambda v: float(v)  # noqa: E731
-            _maybe_log(ax, pd.to_numeric(trials[param], errors="coerce"), "x", span=PARAM_LOG_SPAN)
-            _ticks_at_values(ax, pd.to_numeric(trials[param], errors="coerce"))
-            ax.margins(x=0.08)
-        else:
-            cats = sorted({str(v) for v in trials[param].dropna()}, key=sort_key)
-            pos = {c: i for i, c in enumerate(cats)}
-            x_of = lambda v: pos[str(v)]  # noqa: E731
-            ax.set_xticks(range(len(cats)), cats)
-            ax.set_xlim(-0.5, len(cats) - 0.5)
-        if others:
-            key = ok[others].astype(str).agg(" ".join, axis=1) if len(others) > 1 else ok[others[0]]
-            groups = sorted(key.unique(), key=sort_key)
-            cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "viridis")
-            for i, g in enumerate(groups):
-                sub = ok[key == g]
-                sub = sub.assign(_x=[x_of(v) for v in sub[param]]).sort_values("_x")
-                label = ", ".join(f"{short[o]}={fmt(sub.iloc[0][o])}" for o in others)
-                colour = cmap(i if len(groups) <= 10 else i / max(len(groups) - 1, 1))
-                ax.plot(sub["_x"], sub["score"], "o-", color=colour, label=label, ms=7, lw=1.5, alpha=0.9)
-            if len(groups) <= 8:
-                ax.legend(title=", ".join(short[o] for o in others), loc="best", fontsize=9, framealpha=0.8)
-            else:
-                _legend(ax, title=", ".join(short[o] for o in others), n=len(groups))
-        else:
-            sub = ok.assign(_x=[x_of(v) for v in ok[param]]).sort_values("_x")
-            ax.plot(sub["_x"], sub["score"], "o-", color="C0", ms=7, lw=1.5)
+        x_of = _param_axis(ax, trials[param])
+        alpha = 0.9 if others else None  # one line alone is drawn opaque
+        for sub, colour, label in _lines(ok, param, others, x_of, short):
+            ax.plot(sub["_x"], sub["score"], "o-", color=colour, label=label, ms=7, lw=1.5, alpha=alpha)
+        _lines_legend(ax, others, short, ok)
         _maybe_log(ax, ok["score"], "y", span=METRIC_LOG_SPAN)
         bad = ok[~ok["status"].isin(GOOD)]
         if len(bad):
@@ -150,6 +132,82 @@ def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, pat
             ax.annotate(f"{missing} trial(s) without a value not shown", xy=(1, 0), xycoords="axes fraction",
                         xytext=(0, -46), textcoords="offset points", ha="right", va="top", fontsize=8,
                         color="#cf222e")
+        return _save(fig, path)
+
+
+def _param_axis(ax, values: pd.Series):
+    """Sets up the x axis of a param (numeric, log where it spans PARAM_LOG_SPAN, or categories); returns the
+    function from a param value to its x."""
+    if _is_numeric(values):
+        _maybe_log(ax, pd.to_numeric(values, errors="coerce"), "x", span=PARAM_LOG_SPAN)
+        _ticks_at_values(ax, pd.to_numeric(values, errors="coerce"))
+        ax.margins(x=0.08)
+        return float
+    cats = sorted({str(v) for v in values.dropna()}, key=sort_key)
+    pos = {c: i for i, c in enumerate(cats)}
+    ax.set_xticks(range(len(cats)), cats)
+    ax.set_xlim(-0.5, len(cats) - 0.5)
+    return lambda v: pos[str(v)]
+
+
+def _lines(rows: pd.DataFrame, param: str, others: list[str], x_of, short: dict[str, str]):
+    """The rows split into one line per combination of the other params, each sorted by x (column `_x`), with its
+    colour and legend label ("" with no other param)."""
+    if not others:
+        yield rows.assign(_x=[x_of(v) for v in rows[param]]).sort_values("_x"), "C0", None
+        return
+    key = rows[others].astype(str).agg(" ".join, axis=1) if len(others) > 1 else rows[others[0]]
+    groups = sorted(key.unique(), key=sort_key)
+    cmap = plt.get_cmap("tab10" if len(groups) <= 10 else "viridis")
+    for i, g in enumerate(groups):
+        sub = rows[key == g]
+        sub = sub.assign(_x=[x_of(v) for v in sub[param]]).sort_values("_x")
+        label = ", ".join(f"{short[o]}={fmt(sub.iloc[0][o])}" for o in others)
+        yield sub, cmap(i if len(groups) <= 10 else i / max(len(groups) - 1, 1)), label
+
+
+def _lines_legend(ax, others: list[str], short: dict[str, str], rows: pd.DataFrame) -> None:
+    """The legend of _lines: inside the axes for a few lines, outside for many."""
+    if not others:
+        return
+    n = len(rows[others].drop_duplicates())
+    if n <= 8:
+        ax.legend(title=", ".join(short[o] for o in others), loc="best", fontsize=9, framealpha=0.8)
+    else:
+        _legend(ax, title=", ".join(short[o] for o in others), n=n)
+
+
+def plot_configs_vs_param(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.DataFrame, param: str,
+                          path: Path) -> Path:
+    """With replicates: each configuration's mean best metric against one param, its 95% confidence interval as
+    an error bar, one line per combination of the other params, each completed replicate a faint point at the
+    same x; the best configuration circled."""
+    short = short_names(sweep.params)
+    others = [p for p in sweep.params if p != param]
+    col = f"best_{sweep.metric}"
+    ok = configs[configs[f"{col}_mean"].notna() & configs[param].notna()]
+    done = trials[(trials["status"] == "completed") & trials["score"].notna()]
+    with plt.rc_context(STYLE):
+        fig, ax = _metric_vs_param_axes(sweep, param, f"best {sweep.metric} vs {param}: mean ± 95% CI")
+        if ok.empty:
+            _empty(ax, f"no configuration has a completed replicate with {sweep.metric}")
+            return _save(fig, path)
+        x_of = _param_axis(ax, configs[param])
+        for sub, colour, label in _lines(ok, param, others, x_of, short):
+            mean = sub[f"{col}_mean"]
+            below, above = (mean - sub[f"{col}_ci95_low"]).fillna(0), (sub[f"{col}_ci95_high"] - mean).fillna(0)
+            ax.errorbar(sub["_x"], mean, yerr=[below, above], fmt="o-", color=colour, label=label, ms=7, lw=1.5,
+                        capsize=4, alpha=0.9)
+            reps = done[done["config"].isin(sub["config"])]
+            ax.scatter([x_of(v) for v in reps[param]], reps["score"], s=18, color=colour, alpha=0.35, zorder=4)
+        _lines_legend(ax, others, short, ok)
+        _maybe_log(ax, pd.concat([ok[f"{col}_ci95_low"], ok[f"{col}_ci95_high"], done["score"]]), "y",
+                   span=METRIC_LOG_SPAN)
+        best = ok.iloc[0]  # configs.csv is sorted best mean first
+        ax.scatter([x_of(best[param])], [best[f"{col}_mean"]], s=260, facecolors="none", edgecolors="k", lw=1.5,
+                   zorder=5)
+        ax.annotate("best mean", (x_of(best[param]), best[f"{col}_mean"]), textcoords="offset points",
+                    xytext=(10, 8), fontsize=9)
         return _save(fig, path)
 
 
@@ -209,13 +267,19 @@ def plot_loss_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFram
         return _save(fig, path)
 
 
-def make_plots(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, plot_dir: Path) -> list[tuple[str, Path]]:
-    """Writes every plot into plot_dir; (title, path) of each, in the order the page shows them."""
+def make_plots(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, plot_dir: Path,
+               configs: pd.DataFrame | None = None) -> list[tuple[str, Path]]:
+    """Writes every plot into plot_dir; (title, path) of each, in the order the page shows them. With replicates
+    (`configs`), the metric-vs-param plots show configurations with error bars."""
     out = []
     for p in sweep.params:
         safe = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in p)
-        out.append((f"Best {sweep.metric} vs {p}",
-                    plot_metric_vs_param(sweep, trials, p, plot_dir / f"metric_vs_{safe}.png")))
+        path = plot_dir / f"metric_vs_{safe}.png"
+        if configs is None:
+            out.append((f"Best {sweep.metric} vs {p}", plot_metric_vs_param(sweep, trials, p, path)))
+        else:
+            out.append((f"Best {sweep.metric} vs {p}: mean ± 95% CI per configuration, replicates as faint points",
+                        plot_configs_vs_param(sweep, trials, configs, p, path)))
     out.append((f"{sweep.metric} per epoch", plot_metric_curves(sweep, trials, curves,
                                                                 plot_dir / f"curves_{sweep.metric}.png")))
     out.append(("Losses per epoch", plot_loss_curves(sweep, trials, curves, plot_dir / "curves_losses.png")))
