@@ -125,8 +125,8 @@ def print_configs(table: pd.DataFrame, metric: str, params: list[str], key: list
     for col, head in ((f"best_{metric}", f"best {metric}"), (metric, f"final {metric}")):
         shown[f"{head} (mean ± CI)"] = [plus_minus(r, col) or "-" for _, r in table.iterrows()]
     shown["verdict"] = table["verdict"]
-    print(f"\nconfigurations: mean ± 95% confidence interval over completed replicates; verdict by Welch's t-test "
-          f"against the best mean at 5%")
+    print("\nconfigurations: mean ± 95% confidence interval over completed replicates; verdict by Welch's t-test "
+          "against the best mean at 5%")
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.max_colwidth", 60):
         print(shown.to_string(index=False))
 
