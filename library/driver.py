@@ -120,6 +120,8 @@ def parse_args(argv: list[str], sweep: Sweep) -> tuple[argparse.Namespace, dict[
     parser.add_argument("--workers-per-trial", type=int, default=None,
                         help="Ray Train workers (DDP ranks) per trial; 0 = in the trial's own process")
     parser.add_argument("--gpus-per-worker", type=int, default=None, help="GPUs per Ray Train worker")
+    parser.add_argument("--placement", choices=["pack", "spread"], default=None,
+                        help="a trial's workers on as few nodes as possible (pack) or one per node (spread)")
     parser.add_argument("--runs-dir", type=expand_path, default=Path("runs"), help="checkpoints and per-trial files")
     parser.add_argument("--results-dir", type=expand_path, default=Path("results"), help="tables, plots, sample grids")
     args, rest = parser.parse_known_args(argv)
@@ -140,6 +142,8 @@ def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str])
     if args.gpus_per_worker is not None:
         require(args.gpus_per_worker >= 0, "--gpus-per-worker", args.gpus_per_worker, "an integer >= 0")
         res = replace(res, gpus_per_worker=args.gpus_per_worker)
+    if args.placement is not None:
+        res = replace(res, placement=args.placement)
     require(args.max_concurrent >= 0, "--max-concurrent", args.max_concurrent, "an integer >= 0")
     require(args.nodes >= 1, "--nodes", args.nodes, "an integer >= 1")
     require(args.repeats >= 1, "--repeats", args.repeats, "an integer >= 1")

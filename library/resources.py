@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from library.config import require
+
 DRIVER_CPU = 0.01  # a multi-worker trial's Tune process only drives its TorchTrainer; Ray refuses {"cpu": 0}
 
 
@@ -16,6 +18,13 @@ class Resources:
     """CPU cores per worker; also its torch thread count."""
     gpus_per_worker: int = 0
     """GPUs per worker (0 = CPU)."""
+    placement: str = "pack"
+    """Where a trial's workers go (Ray's placement strategy): pack (as few nodes as possible: DDP traffic stays
+    inside a node) or spread (one per node where possible, e.g. to use several nodes' memory or to test DDP
+    across nodes)."""
+
+    def __post_init__(self) -> None:
+        require(self.placement in ("pack", "spread"), "resources.placement", self.placement, "pack or spread")
 
     def needs(self) -> dict[str, float]:
         """Ray resources one trial holds at once: its Train workers, and its Tune process's DRIVER_CPU."""

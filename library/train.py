@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import time
 import traceback
 from pathlib import Path
@@ -60,7 +61,8 @@ def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resou
         train_loop,
         train_loop_config=loop_config,
         scaling_config=ScalingConfig(num_workers=resources.workers, use_gpu=resources.gpus_per_worker > 0,
-                                     resources_per_worker=per_worker if resources.workers else None),
+                                     resources_per_worker=per_worker if resources.workers else None,
+                                     placement_strategy=resources.placement.upper()),
         run_config=RunConfig(name="train", storage_path=str(run_dir / "ray"), callbacks=callbacks,
                              failure_config=FailureConfig(max_failures=0)),
     )
@@ -114,7 +116,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     position = state.get("position") or {}
     status = {"status": Status.RUNNING, "reason": "", "metric": metric, "mode": mode,
               "startup_s": round(time.time() - loop_config["launched_at"], 2), "first_step_at": time.time(),
-              "workers": ctx.world_size, "cpus": len(os.sched_getaffinity(0)), "resumed_from_epoch": state["epoch"],
+              "workers": ctx.world_size, "hosts": hosts(ctx), "cpus": len(os.sched_getaffinity(0)),
+              "resumed_from_epoch": state["epoch"],
               "resumed_from": {"epoch": state["epoch"], "step": position.get("step", 0)}, **loop_config["labels"]}
     try:
         train_epochs(job, ctx, data, state, status, report, tracker)
@@ -310,6 +313,15 @@ def evaluate(job: Job, ctx: Context, final: bool) -> dict[str, float]:
     if ctx.world_size > 1:
         dist.broadcast_object_list(scores, src=0)
     return scores[0]
+
+
+def hosts(ctx: Context) -> list[str]:
+    """The host name of every rank, in rank order (on a cluster: the node each DDP rank ran on)."""
+    names: list[str] = [socket.gethostname()]
+    if ctx.world_size > 1:
+        names = [""] * ctx.world_size
+        dist.all_gather_object(names, socket.gethostname())
+    return names
 
 
 def weight_spread(ctx: Context) -> float:

@@ -54,9 +54,25 @@ class LocalBackend:
         return []
 
 
+def wait_for_nodes(nodes: int, timeout_s: float = 120) -> None:
+    """Wait until `nodes` Ray nodes are alive: worker nodes join seconds after the head."""
+    import ray
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        alive = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
+        if len(alive) >= nodes:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(alive)} of {nodes} Ray nodes joined in {timeout_s:.0f} s ({', '.join(alive)}): "
+                               f"see the job's log for the `ray start` of the missing ones")
+        time.sleep(1)
+
+
 def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int = 0, tracking: dict | None = None,
-        address: str | None = None) -> None:
-    """Run the trials through Ray Tune: on a private Ray of this machine, or on the cluster at `address`."""
+        address: str | None = None, nodes: int = 1) -> None:
+    """Run the trials through Ray Tune: on a private Ray of this machine, or on the cluster at `address`, once its
+    `nodes` nodes have joined."""
     import ray
     from ray import tune
 
@@ -69,6 +85,7 @@ def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int =
         ray.shutdown()
     if address:
         ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
+        wait_for_nodes(nodes)  # the concurrency below counts the CPUs of every node
         cpus = int(ray.cluster_resources().get("CPU", 1))
     else:
         cpus = os.cpu_count() or 1

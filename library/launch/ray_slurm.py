@@ -9,6 +9,7 @@ resumes the others from their checkpoints.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -41,7 +42,7 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
     ray = str(Path(python).parent / "ray")
     # srun inherits --cpus-per-task only from Slurm 23.11: without it, CPU binding puts all of Ray on one core.
     srun = 'srun --nodes=1 --ntasks=1 --cpus-per-task=$SLURM_CPUS_PER_TASK -w'
-    start = [ray, "start", f"--num-gpus={gpus}", "--temp-dir=$RAY_TMP", "--block"]
+    start = [ray, "start", f"--num-gpus={gpus}", "--block"]
     # Multi-worker trials' Tune processes hold a sliver of a CPU each (library.train.DRIVER_CPU).
     head_cpus = "$((SLURM_CPUS_PER_TASK + 1))" if res.workers else "$SLURM_CPUS_PER_TASK"
     spec = shlex.quote(str(folder / RECORD))
@@ -50,21 +51,26 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
         "# One Ray head per job: port and temp dir from the job id, so jobs sharing a node never collide.",
         "nodes=($(scontrol show hostnames \"$SLURM_JOB_NODELIST\"))",
         "head=${nodes[0]}",
-        "# The head's address as Slurm knows the node (NodeAddr), not whatever interface `hostname -I` lists first.",
-        "head_addr=$(scontrol show node \"$head\" | grep -o 'NodeAddr=[^ ]*' | cut -d= -f2)",
-        "head_ip=$(getent hosts \"$head_addr\" | awk '{print $1; exit}')",
+        "# A node's address as Slurm knows it (NodeAddr), not whatever interface `hostname -I` lists first: Ray must",
+        "# not guess it (nodes that share a machine or have several interfaces would all claim the same one).",
+        "node_ip() { getent hosts \"$(scontrol show node \"$1\" | grep -o 'NodeAddr=[^ ]*' | cut -d= -f2)\" | awk '{print $1; exit}'; }",
+        "head_ip=$(node_ip \"$head\")",
         "port=$((20000 + SLURM_JOB_ID % 20000))",
+        "# Ray's temp dir per job and per node: sockets and logs of two nodes (or two jobs) on one machine never mix.",
         "export RAY_TMP=/tmp/ray_$SLURM_JOB_ID RAY_ADDRESS=$head_ip:$port",
         "# Token auth on every node and the driver; the token lives in the (shared) home directory, readable by you only.",
         "export RAY_AUTH_MODE=token",
         f"(umask 077; {ray} get-auth-token --generate >/dev/null)",
         "chmod 600 \"${RAY_AUTH_TOKEN_PATH:-$HOME/.ray/auth_token}\"",
         f"{srun} \"$head\" " + " ".join(start + [f"--num-cpus={head_cpus}", "--head", "--port=$port",
-                                                "--node-ip-address=$head_ip", "--include-dashboard=false"]) + " &",
+                                                "--node-ip-address=$head_ip", "--temp-dir=${RAY_TMP}_$head",
+                                                "--include-dashboard=false"]) + " &",
         "pids=($!)",
         f"for i in $(seq 1 60); do {ray} status --address=$RAY_ADDRESS >/dev/null 2>&1 && break; sleep 1; done",
         "for node in \"${nodes[@]:1}\"; do",
-        f"  {srun} \"$node\" " + " ".join(start + ["--num-cpus=$SLURM_CPUS_PER_TASK", "--address=$RAY_ADDRESS"]) + " &",
+        f"  {srun} \"$node\" " + " ".join(start + ["--num-cpus=$SLURM_CPUS_PER_TASK", "--address=$RAY_ADDRESS",
+                                                  "--node-ip-address=$(node_ip \"$node\")",
+                                                  "--temp-dir=${RAY_TMP}_$node"]) + " &",
         "  pids+=($!)",
         "done",
         "# Near the time limit (or on preemption) Slurm signals this script: every running trial checkpoints at its",
@@ -116,7 +122,8 @@ def run_inside_job(record_path: Path) -> None:
     todo = [t for t in trials if not status_of(run_root / t.id).final]
     print(f"{sweep.name}: {len(trials) - len(todo)} finished before, {len(todo)} to run", flush=True)
     if todo:
-        local.run(sweep, todo, run_root, tracking=record["tracking"], address="auto")
+        nodes = int(os.environ.get("SLURM_JOB_NUM_NODES", "1"))
+        local.run(sweep, todo, run_root, tracking=record["tracking"], address="auto", nodes=nodes)
 
 
 class RaySlurmBackend(SlurmBackend):
