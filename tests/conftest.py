@@ -27,14 +27,44 @@ def slurm_running() -> bool:
     return ping.returncode == 0 and " is UP" in ping.stdout
 
 
+NODES = 3
+"""CPU nodes of the dev cluster the tests start (slurm/cluster.sh up --nodes=3): the multi-node tests need them,
+and every other Slurm test then meets tasks spread over nodes, as on a real cluster."""
+
+
+def cpu_nodes() -> list[str]:
+    """The nodes of the default partition, as sinfo lists them."""
+    out = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %P"], capture_output=True, text=True, timeout=60).stdout
+    return sorted({line.split()[0] for line in out.splitlines() if line.endswith("*")})
+
+
+def start_cluster() -> None:
+    up = subprocess.run(["bash", str(CLUSTER_SH), "up", f"--nodes={NODES}"], capture_output=True, text=True,
+                        timeout=900)
+    assert up.returncode == 0, f"`bash slurm/cluster.sh up` failed:\n{up.stdout[-2000:]}{up.stderr[-2000:]}"
+
+
 @pytest.fixture(scope="session")
 def cluster():
-    """The one-node Slurm of slurm/cluster.sh: used where it runs; installed and started only when allowed."""
+    """The Slurm of slurm/cluster.sh: used where it runs; installed and started only when allowed."""
     if slurm_running():
         return
     if not MAY_INSTALL:
-        pytest.skip("no Slurm cluster runs here. Start the one-node cluster with `sudo bash slurm/cluster.sh up` "
-                    "(it installs Slurm and MariaDB through apt the first time), or let the tests install and "
-                    "start it: LIBRARY_TEST_INSTALL=1 python -m pytest (as root)")
-    up = subprocess.run(["bash", str(CLUSTER_SH), "up"], capture_output=True, text=True, timeout=900)
-    assert up.returncode == 0, f"`bash slurm/cluster.sh up` failed:\n{up.stdout[-2000:]}{up.stderr[-2000:]}"
+        pytest.skip(f"no Slurm cluster runs here. Start the dev cluster with `sudo bash slurm/cluster.sh up "
+                    f"--nodes={NODES}` (it installs Slurm and MariaDB through apt the first time), or let the tests "
+                    "install and start it: LIBRARY_TEST_INSTALL=1 python -m pytest (as root)")
+    start_cluster()
+
+
+@pytest.fixture(scope="session")
+def three_nodes(cluster) -> list[str]:
+    """The names of the cluster's (at least) three CPU nodes."""
+    nodes = cpu_nodes()
+    if len(nodes) < NODES:
+        if not MAY_INSTALL:
+            pytest.skip(f"the running Slurm cluster has {len(nodes)} CPU node(s) ({', '.join(nodes)}); the multi-node "
+                        f"tests need {NODES}: `sudo bash slurm/cluster.sh up --nodes={NODES}`")
+        start_cluster()
+        nodes = cpu_nodes()
+    assert len(nodes) >= NODES, nodes
+    return nodes

@@ -62,6 +62,7 @@ def wait_for_nodes(nodes: int, timeout_s: float = 120) -> None:
     while True:
         alive = [n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]]
         if len(alive) >= nodes:
+            print(f"Ray cluster: {len(alive)} node(s) ({', '.join(sorted(alive))})", flush=True)
             return
         if time.monotonic() > deadline:
             raise RuntimeError(f"only {len(alive)} of {nodes} Ray nodes joined in {timeout_s:.0f} s ({', '.join(alive)}): "
@@ -95,6 +96,9 @@ def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int =
                  logging_level=logging.WARNING, configure_logging=False,
                  _temp_dir=reaper.watch(run_root / "ray.log"))  # its own temp dir; killed if this driver dies
     concurrent = max_concurrent or max(1, cpus // per_trial)
+    # run_trial records a trial's own failure and returns: it raises only when its process dies with its node. On a
+    # cluster Tune then runs it again (on a node that is left), and fit resumes it from its last checkpoint.
+    retries = 2 if address else 0
     try:
         res.check_fits(ray.cluster_resources())
         trial_resources = tune_resources(res)
@@ -111,7 +115,7 @@ def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int =
             trainable, param_space=space,
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, scheduler=scheduler),
             run_config=tune.RunConfig(name="tune", storage_path=str(run_root / "_ray"), verbose=0,
-                                      callbacks=[progress]),
+                                      callbacks=[progress], failure_config=tune.FailureConfig(max_failures=retries)),
         )
         tuner.fit()
         for run_dir in progress.stopped:  # after fit: the stopped trials' processes are gone and write no more

@@ -33,6 +33,8 @@ def sbatch_script(name: str, run_root: Path, site: SiteProfile, res: Resources, 
     directives = {
         "job-name": name, "nodes": nodes, "ntasks-per-node": 1, "cpus-per-task": cpus, "time": site.timeout_min,
         "output": folder / "%j.out", "open-mode": "append", "requeue": None, "signal": "B:USR2@90",
+        # A lost worker node must not end the job: Ray Tune retries its trials on the nodes left.
+        "no-kill": None,
         "partition": site.slurm_partition, "account": site.slurm_account, "qos": site.slurm_qos,
         "constraint": site.slurm_constraint, "mem": f"{site.mem_gb}G" if site.mem_gb else "",
         "gpus-per-node": gpus or "",
