@@ -6,7 +6,8 @@
 # character devices, no real GPU) so GPU requests, CUDA_VISIBLE_DEVICES and refusals can be tried.
 #
 #   bash slurm/cluster.sh up [--nodes=N] [--cpus-per-node=C]   install what is missing, write configs, start
-#                                    everything, wait until usable (N: 1 by default, at most 9; C: nproc)
+#                                    everything, wait until usable (N: as many as now, or 1 at first; at most 9;
+#                                    C: nproc)
 #   bash slurm/cluster.sh down       stop the slurmds, slurmctld, slurmdbd; remove the nodes' devices and
 #                                    /etc/hosts lines (munged and mariadb stay up)
 #   bash slurm/cluster.sh status     each daemon and node, sinfo, sacct; exit 0 only if all is up
@@ -30,7 +31,7 @@ QOS_MAX_SUBMIT=2
 MIN_JOB_AGE=${SLURM_MIN_JOB_AGE:-5}
 HEADER="# Written by slurm/cluster.sh"
 HOST=$(hostname -s)              # the controller's host (slurmctld, slurmdbd)
-NODES=1                          # --nodes: CPU nodes node1..nodeN
+NODES=                           # --nodes: CPU nodes node1..nodeN (default: as many as now, else 1)
 CPUS_PER_NODE=$(nproc)           # --cpus-per-node: CPUs each node declares (config_overrides: more than exist is fine)
 GPU_NODE=gpu1                    # the fake-gres node, alone in partition gpu
 GPU_NODE_ADDR=127.0.0.21
@@ -454,6 +455,7 @@ case $command in
         *) echo "cluster.sh: unknown argument '$arg'" >&2; usage ;;
       esac
     done
+    if [ -z "$NODES" ]; then NODES=$(configured_nodes | grep -c '^node' || true); [ "$NODES" -ge 1 ] || NODES=1; fi
     up ;;
   down) down ;;
   status) status ;;

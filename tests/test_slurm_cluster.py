@@ -1,4 +1,4 @@
-"""slurm/cluster.sh brings up a real one-node Slurm (slurmctld, slurmd, slurmdbd + mariadb, munge) with the
+"""slurm/cluster.sh brings up a real Slurm (slurmctld, one slurmd per node, slurmdbd + mariadb, munge) with the
 limits that slurm/README.md promises. Plain sbatch/sacct here; the product's backend is tested in test_slurm.py."""
 import os
 import subprocess
@@ -67,11 +67,12 @@ def test_one_cpu_tasks_run_side_by_side(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--partition=short", "--time=10"], "time limit"),       # short: MaxTime=5, EnforcePartLimits=ALL
-    (["--gres=gpu:1"], "gres"),                               # no GPUs, no GresTypes
+    (["--gres=gpu:1"], "node configuration"),                 # no GPUs in partition debug
+    (["--partition=gpu", "--gres=gpu:3"], "node configuration"),  # fake gres: gpu1 has 2
     (["--partition=nosuch"], "invalid partition"),
     (["--account=nosuch"], "invalid account"),                # AccountingStorageEnforce=associations
     (["--array=0-1001"], "array"),                            # MaxArraySize=1001: indexes 0..1000
-], ids=["time-over-partition-limit", "gpu", "partition", "account", "array-too-big"])
+], ids=["time-over-partition-limit", "gpu", "gpus-over-fake-gres", "partition", "account", "array-too-big"])
 def test_bad_submissions_are_rejected_at_sbatch(tmp_path, args, message):
     r = sbatch(f"--chdir={tmp_path}", "--output=/dev/null", *args, "--wrap", "true")
     assert r.returncode != 0, f"sbatch {args} was accepted as job {r.stdout.strip()}"
@@ -83,7 +84,7 @@ def test_limits_as_documented(tmp_path):
     assert "MaxArraySize            = 1001" in config
     assert "accounting_storage/slurmdbd" in config
     parts = subprocess.run(["sinfo", "-h", "-o", "%P %l"], capture_output=True, text=True, timeout=30).stdout.split()
-    assert parts == ["debug*", "1:00:00", "short", "5:00"]
+    assert parts == ["debug*", "1:00:00", "short", "5:00", "gpu", "1:00:00"]
     # The account the README names for trying `slurm_account` is usable.
     job = submit("--account=lab", "--partition=short", "--time=5", f"--chdir={tmp_path}", "--output=/dev/null",
                  "--mem=100M", "--wrap", "true")
@@ -91,12 +92,32 @@ def test_limits_as_documented(tmp_path):
 
 
 @ROOT_ONLY
+def test_fake_gres_gpu_requests_get_their_own_devices_in_cuda_visible_devices(tmp_path):
+    # Stand-in GPUs (character devices, nothing behind them): what Slurm hands out, not what torch can use.
+    job = submit("--partition=gpu", "--gres=gpu:2", f"--chdir={tmp_path}", "--output=out", "--mem=100M", "--wrap",
+                 "hostname; printenv CUDA_VISIBLE_DEVICES")
+    assert wait_sacct(job, 1) == {job: "COMPLETED"}
+    assert (tmp_path / "out").read_text().split() == ["gpu1", "0,1"]
+
+
+def test_each_node_is_its_own_host_at_its_own_loopback_address(tmp_path):
+    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N %o"], capture_output=True, text=True).stdout.split("\n")
+    addresses = dict(line.split() for line in nodes if line.strip())
+    assert len(set(addresses.values())) == len(addresses) >= 2, addresses
+    assert all(a.startswith("127.0.0.") for a in addresses.values()), addresses  # loopback only
+    job = submit(f"--nodes={len(addresses) - 1}", f"--chdir={tmp_path}", "--output=out", "--mem=100M", "--wrap",
+                 "srun hostname")
+    assert wait_sacct(job, 1) == {job: "COMPLETED"}
+    assert sorted((tmp_path / "out").read_text().split()) == sorted(n for n in addresses if n.startswith("node"))
+
+
 def test_up_again_restarts_nothing_and_status_is_ok():
     up = cluster_sh("up", timeout=60)
     assert up.returncode == 0, up.stdout + up.stderr
     # A second `up` on a running cluster keeps every daemon (jobs in flight survive it) and installs nothing.
+    # Without --nodes it keeps the nodes it has (three, as the tests start it).
     for line in ("packages: installed", "(unchanged)", "munged: running", "mariadb: running", "slurmdbd: running",
-                 "slurmctld: running", "slurmd: running"):
+                 "slurmctld: running", "slurmd of node1: running", "slurmd of node3: running", "slurmd of gpu1: running"):
         assert line in up.stdout, up.stdout
     assert "starting" not in up.stdout and "restarting" not in up.stdout and "installing" not in up.stdout
     status = cluster_sh("status", timeout=60)
