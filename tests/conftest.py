@@ -17,7 +17,7 @@ MAY_INSTALL = (os.environ.get("CI", "").lower() in ("1", "true")
 
 
 def slurm_running() -> bool:
-    """A Slurm controller answers (the one-node cluster of slurm/cluster.sh, or a real one)."""
+    """A Slurm controller answers (the dev cluster of slurm/cluster.sh, or a real one)."""
     if shutil.which("scontrol") is None:
         return False
     try:

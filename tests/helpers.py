@@ -30,7 +30,7 @@ TINY = {"data.limit": 256, "train.epochs": 1, "eval.num_samples": 100, "eval.fin
 score. Tests that need more (a trial long enough to be killed midway, say) override keys of it by name."""
 
 SITE = 'slurm_partition = "debug"\ntimeout_min = 10\n'
-"""A site profile for the one-node cluster of slurm/cluster.sh."""
+"""A site profile for the dev cluster of slurm/cluster.sh."""
 
 
 def gan_config(**overrides) -> dict:

@@ -1,4 +1,4 @@
-"""The Slurm backend against the real one-node cluster that slurm/cluster.sh starts (Slurm's own daemons)."""
+"""The Slurm backend against the real dev cluster that slurm/cluster.sh starts (Slurm's own daemons)."""
 import os
 import subprocess
 import sys
@@ -14,12 +14,12 @@ from library.results import collect
 from library.sweep import Sweep, expand
 
 BASE = {**TINY, "data.limit": 320, "eval.num_samples": 200, "eval.final_num_samples": 200}
-"""Trials of about 1 s per epoch on the one-node cluster: the signals in these tests land mid-trial."""
+"""Trials of about 1 s per epoch on the dev cluster: the signals in these tests land mid-trial."""
 pytestmark = pytest.mark.slurm
 
 
 def slurm_sweep(folder: Path, grid: dict, epochs: int, name: str = "stiny") -> Path:
-    """A sweep file of `epochs`-epoch BASE trials beside a site profile for the one-node cluster."""
+    """A sweep file of `epochs`-epoch BASE trials beside a site profile for the dev cluster."""
     write_site(folder)
     return write_sweep(folder, grid, name=name, base={**BASE, "train.epochs": epochs})
 
