@@ -14,6 +14,10 @@ one `PASS|FAIL|SKIP path: detail` line each: fp16 and bf16 AMP with model.d_step
 run_epoch, channels_last, torch.compile, checkpoints resumed with the GradScaler in the other state or on another
 device index, train.amp=auto's choice, and one timed DCGAN epoch at 64 px. Writes results/bench/gpu.md; exit code
 1 if a path failed, 3 without a GPU.
+
+`--multinode` instead times the distributed paths on the dev cluster (`slurm/cluster.sh up --nodes=3`): a ray-slurm
+sweep on 2 nodes (sbatch to first trial step, wall time) and a DDP trial with its ranks on 2 nodes vs 1 (step time
+ratio). Writes results/bench/multinode.md.
 """
 from pathlib import Path
 

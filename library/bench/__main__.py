@@ -15,6 +15,8 @@ import library.bench
 from library.bench import REPO
 from library.bench.figures import evaluation, loaders, markdown, startup, step_time, sweep_throughput
 from library.bench.gpu import gpu_check
+from library.bench.multinode import markdown as multinode_markdown
+from library.bench.multinode import multinode
 from library.files import write_json, write_text
 
 
@@ -24,9 +26,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and smaller files")
     parser.add_argument("--out", type=Path, default=REPO / "results" / "bench")
     parser.add_argument("--gpu", action="store_true", help="check the GPU paths instead (needs a GPU; see above)")
+    parser.add_argument("--multinode", action="store_true",
+                        help="time the multi-node paths instead (needs `slurm/cluster.sh up --nodes=3`)")
     args = parser.parse_args(argv)
     if args.gpu:
         sys.exit(gpu_check(args.out))
+    if args.multinode:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            text = multinode_markdown(multinode(Path(tmp)))
+        print(text)
+        write_text(args.out / "multinode.md", text)
+        return
     started = time.time()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     results = {"machine": f"{platform.node()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"}
