@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from library.config import require
 
 DRIVER_CPU = 0.01  # a multi-worker trial's Tune process only drives its TorchTrainer; Ray refuses {"cpu": 0}
+PRIVATE_RAY_IP = "127.0.0.1"
+"""Where a Ray that serves one machine (local backend, one array task, a job run alone) listens: loopback, so its
+GCS and raylet are never reachable from the network (Ray picks the machine's outward address otherwise)."""
 
 
 @dataclass(kw_only=True)

@@ -24,7 +24,7 @@ from library.checkpoint import restore, save_best, save_checkpoint, seed_everyth
 from library.config import parse, to_dict
 from library.files import write_json
 from library.job import Context, Job, load_job
-from library.resources import Resources
+from library.resources import PRIVATE_RAY_IP, Resources
 from library.tracking import Tracker
 from library.trial import METRICS, STOP_REQUEST, Status, claim, holder, mark, read_status, write_status
 
@@ -38,6 +38,7 @@ def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resou
     """Train one trial to the end (resuming if its run dir has a checkpoint); returns its final status.
     `tracking` holds the W&B run settings (see library.tracking); None logs nothing to W&B. `labels` (a sweep
     trial's Trial.labels(): its configuration and replicate) go into its status.json and its W&B run's config."""
+    import ray
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -51,6 +52,8 @@ def fit(job_name: str, config: dict[str, Any], run_dir: str | os.PathLike, resou
                    "threads": resources.cpus_per_worker, "gpu": resources.gpus_per_worker > 0, "tracking": tracking,
                    "labels": labels or {},
                    "report_to": "tune" if report_to_tune and resources.workers == 0 else "train"}
+    if resources.workers and not ray.is_initialized():  # run alone: the Ray TorchTrainer would start, on loopback
+        ray.init(include_dashboard=False, _node_ip_address=PRIVATE_RAY_IP)
     callbacks = []
     if report_to_tune and resources.workers > 0:
         from ray.tune.integration.ray_train import TuneReportCallback

@@ -16,7 +16,7 @@ from ray.tune import Callback
 
 from library.launch import reaper
 from library.launch.backend import LaunchOptions
-from library.resources import DRIVER_CPU, Resources
+from library.resources import DRIVER_CPU, PRIVATE_RAY_IP, Resources
 from library.sweep import Sweep
 from library.tracking import start_shared_service, stop_shared_service
 from library.train import fit
@@ -94,6 +94,7 @@ def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int =
         ray.init(num_cpus=max(cpus, per_trial) + (1 if res.workers else 0),
                  num_gpus=torch.cuda.device_count(), include_dashboard=False, log_to_driver=False,
                  logging_level=logging.WARNING, configure_logging=False,
+                 _node_ip_address=PRIVATE_RAY_IP,
                  _temp_dir=reaper.watch(run_root / "ray.log"))  # its own temp dir; killed if this driver dies
     concurrent = max_concurrent or max(1, cpus // per_trial)
     # run_trial records a trial's own failure and returns: it raises only when its process dies with its node. On a

@@ -24,7 +24,7 @@ import submitit
 from library.config import ConfigError, parse, require
 from library.files import read_json, write_json
 from library.launch.backend import LaunchOptions
-from library.resources import Resources
+from library.resources import PRIVATE_RAY_IP, Resources
 from library.sweep import Sweep
 from library.train import fit
 from library.trial import Status, Trial, mark, queue_again, read_status, request_stop, status_of
@@ -149,7 +149,7 @@ def start_private_ray(res: Resources) -> None:
 
     job = os.environ.get("SLURM_JOB_ID", str(os.getpid()))
     ray.init(address="local", num_cpus=res.workers * res.cpus_per_worker, num_gpus=res.workers * res.gpus_per_worker,
-             include_dashboard=False, log_to_driver=False, _temp_dir=f"/tmp/ray_{job}")
+             include_dashboard=False, log_to_driver=False, _temp_dir=f"/tmp/ray_{job}", _node_ip_address=PRIVATE_RAY_IP)
 
 
 # ------------------------------------------------------------------------------------------ checks
