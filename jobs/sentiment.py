@@ -136,7 +136,7 @@ class SentimentJob(SequenceClassification):
     @classmethod
     def prepare(cls, cfg):
         d = cls.encoded(cfg)
-        cls.check_batch(cfg, d)
+        cls.check_splits(cfg, d)
         coverage = f", {d['embedding_coverage']} with a {cfg.embed.source} vector" if "vectors" in d else ""
         print(f"sentiment: {len(d['train_labels'])} training / {len(d['val_labels'])} validation / "
               f"{len(d['test_labels'])} test texts, "

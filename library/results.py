@@ -15,7 +15,7 @@ from library.files import atomic_write, read_json, write_json
 from library.metrics.coverage import detect_mode_collapse
 from library.replicates import config_table, plus_minus
 from library.sweep import RECORD, Sweep
-from library.trial import METRICS, STATUS, Status, Trial, read_status
+from library.trial import AT_BEST, METRICS, STATUS, Status, Trial, read_status
 
 
 def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:
@@ -31,6 +31,7 @@ def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:
         metric: final.get(metric),
         f"best_{metric}": status.get(f"best_{metric}"),
         "best_epoch": status.get("best_epoch"),
+        **{k: v for k, v in status.items() if k.endswith(AT_BEST)},  # the test scores at the best epoch
         # sample-quality columns, for jobs that score generated samples
         **{k: final[k] for k in (f"{metric}_n_fake", "modes_covered") if k in final},
         "mode_collapse": detect_mode_collapse(history, metric, status.get("mode", "min")),

@@ -80,15 +80,19 @@ class SequenceClassification(Job):
 
     @classmethod
     def prepare(cls, cfg):
-        cls.check_batch(cfg, cls.encoded(cfg))
+        cls.check_splits(cfg, cls.encoded(cfg))
 
     @staticmethod
-    def check_batch(cfg, dataset: dict) -> None:
+    def check_splits(cfg, dataset: dict) -> None:
         """On the login node: a training split smaller than one batch would train nothing (the partial batch is
-        dropped), e.g. a small data.limit once the test and validation splits are carved out of it."""
+        dropped), e.g. a small data.limit once the test and validation splits are carved out of it; an empty
+        validation or test split would score nothing."""
         n = len(dataset["train_labels"])
         require(n >= cfg.train.batch_size, "train.batch_size", cfg.train.batch_size,
                 f"at most the {n} training examples of this config (no batch would be full and nothing would train)")
+        for split in ("val", "test"):
+            require(len(dataset[f"{split}_labels"]) > 0, f"data.{split}_fraction", getattr(cfg.data, f"{split}_fraction"),
+                    f"a larger share: this config's {split} split is empty")
 
     @cached_property
     def dataset(self) -> dict:

@@ -25,7 +25,7 @@ from library.files import write_json
 from library.job import Context, Job, load_job
 from library.resources import Resources
 from library.tracking import Tracker
-from library.trial import METRICS, STOP_REQUEST, Status, claim, holder, mark, read_status, write_status
+from library.trial import AT_BEST, METRICS, STOP_REQUEST, Status, claim, holder, mark, read_status, write_status
 
 
 # ------------------------------------------------------------------------------------------ the driver side
@@ -339,10 +339,6 @@ def divergence(metrics: dict[str, float], metric: str, max_loss: float) -> str:
 
 def improved(value: float, best: dict | None, mode: str) -> bool:
     return best is None or (value < best["value"] if mode == "min" else value > best["value"])
-
-
-AT_BEST = "_at_best"
-"""Suffix of a test score as it was at the best epoch (chosen on the validation metric): the trial's headline."""
 
 
 def finished_status(state: dict, metric: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from library.replicates import BEST, SAME, plus_minus
 from library.report.format import MISSING, fmt, fmt_seconds, short_names, sort_key
 from library.report.load import GOOD, SweepInfo, load, load_configs
 from library.report.plots import make_plots
+from library.trial import AT_BEST
 
 REPORT = "report.html"
 PLOTS = "plots"
@@ -65,6 +66,11 @@ def status_counts(trials: pd.DataFrame) -> str:
     return " · ".join(f"{badge(k)} {int(counts[k])}" for k in keys) or "no trials"
 
 
+def at_best_head(column: str) -> str:
+    """"test_accuracy_at_best" -> "test_accuracy at best epoch"."""
+    return column.removesuffix(AT_BEST) + " at best epoch"
+
+
 def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     """Every trial, best first; the reason column only when some trial has a reason or a mode collapse."""
     short = short_names(sweep.params)
@@ -73,7 +79,8 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     replicated = sweep.repeats > 1 and "replicate" in trials
     head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
             + (["replicate"] if replicated else [])
-            + ["status", f"best {e(m)}", "best epoch", f"final {e(m)}", "epochs"]
+            + ["status", f"best {e(m)}", "best epoch"] + [e(at_best_head(c)) for c in sweep.at_best]
+            + [f"final {e(m)}", "epochs"]
             + ["wall time", "trial"] + (["reason"] if reasons else []))
     rows = []
     for _, r in trials.iterrows():
@@ -85,7 +92,7 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
             cells.append(f'<td class="num">{e(fmt(r["replicate"]))}</td>')
         cells.append(f"<td>{badge(r['status'])}</td>")
         cells.append(f'<td class="num">{e(fmt(r["score"]))}</td>')
-        cells += [f'<td class="num">{e(fmt(r.get(c)))}</td>' for c in ("best_epoch", m, "epochs")]
+        cells += [f'<td class="num">{e(fmt(r.get(c)))}</td>' for c in ("best_epoch", *sweep.at_best, m, "epochs")]
         cells.append(f'<td class="num">{e(fmt_seconds(r.get("wall_s")))}</td>')
         cells.append(f'<td class="id">{e(r["trial"])}</td>')
         if reasons:
@@ -265,7 +272,9 @@ def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]]
         b = ranked.iloc[0]
         parts.append(f'<div class="best">Best trial: <b>{e(b["label"])}</b> '
                      f'<span class="id">{e(b["trial"])}</span> — best {e(m)} <b>{e(fmt(b["score"]))}</b>'
-                     f' at epoch {e(fmt(b.get("best_epoch")))}</div>')
+                     f' at epoch {e(fmt(b.get("best_epoch")))}'
+                     + "".join(f"; {e(c.removesuffix(AT_BEST))} there <b>{e(fmt(b.get(c)))}</b>" for c in sweep.at_best)
+                     + "</div>")
     else:
         parts.append(f'<div class="best" style="background:#ffebe9;border-color:#ff8182">'
                      f"No trial reported {e(m)}.</div>")
