@@ -123,7 +123,9 @@ def display_columns(table: pd.DataFrame) -> list[str]:
 def print_configs(table: pd.DataFrame, metric: str, params: list[str], key: list[str]) -> None:
     """The configurations table, best mean first: mean ± 95% CI, replicates and their statuses, verdict."""
     shown = table[key + params + ["n", "statuses"]].copy()
-    for col, head in ((f"best_{metric}", f"best {metric}"), (metric, f"final {metric}")):
+    at_best = [(c.removesuffix("_mean"), f"{c.removesuffix(AT_BEST + '_mean')} at best epoch") for c in table.columns
+               if str(c).endswith(AT_BEST + "_mean")]
+    for col, head in ((f"best_{metric}", f"best {metric}"), *at_best, (metric, f"final {metric}")):
         shown[f"{head} (mean ± CI)"] = [plus_minus(r, col) or "-" for _, r in table.iterrows()]
     shown["verdict"] = table["verdict"]
     print("\nconfigurations: mean ± 95% confidence interval over completed replicates; verdict by Welch's t-test "

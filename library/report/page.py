@@ -116,14 +116,15 @@ def configs_table(sweep: SweepInfo, configs: pd.DataFrame) -> str:
     short = short_names(sweep.params)
     m = sweep.metric
     head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
-            + ["n", "statuses", f"best {e(m)} (mean ± CI)", f"final {e(m)} (mean ± CI)", "verdict",
-               "best replicate", "worst replicate"])
+            + ["n", "statuses", f"best {e(m)} (mean ± CI)"]
+            + [f"{e(at_best_head(c))} (mean ± CI)" for c in sweep.at_best]
+            + [f"final {e(m)} (mean ± CI)", "verdict", "best replicate", "worst replicate"])
     rows = []
     for i, r in configs.iterrows():
         cls = "top" if r["verdict"] == BEST else ("bad" if pd.isna(r[f"best_{m}_mean"]) else "")
         cells = [f'<td class="num">{i + 1}</td>'] + [f'<td class="num">{e(fmt(r[p]))}</td>' for p in sweep.params]
         cells += [f'<td class="num">{e(fmt(r["n"]))}</td>', f'<td class="statuses">{e(r["statuses"])}</td>']
-        cells += [f'<td class="num">{e(plus_minus(r, c) or MISSING)}</td>' for c in (f"best_{m}", m)]
+        cells += [f'<td class="num">{e(plus_minus(r, c) or MISSING)}</td>' for c in (f"best_{m}", *sweep.at_best, m)]
         cells.append(f"<td>{e(r['verdict'])}</td>")
         cells += [f'<td class="id">{e(fmt(r[c]))}</td>' for c in ("best_replicate", "worst_replicate")]
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
