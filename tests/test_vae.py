@@ -1,16 +1,17 @@
-"""The VAE job learns on real digits through the harness: the held-out loss falls far below an untrained model's."""
+"""The VAE job learns on real digits through the harness: the held-out loss falls far below an untrained model's;
+it is scored on sampled z, on validation and test splits that share no image with training."""
+import pytest
 import torch
 from PIL import Image
 
+from helpers import write_pathmnist
 from jobs.vae import JOB, splits
-from library.config import ConfigError, parse, to_dict
-from library.models.vae import VAE, interpolate, vae_loss
 from library.checkpoint import load_checkpoint
+from library.config import ConfigError, parse, to_dict
 from library.files import read_json
+from library.models.vae import VAE, interpolate, vae_loss
 from library.resources import Resources
 from library.train import fit
-
-import pytest
 
 
 def elbo_losses(vae: VAE, x: torch.Tensor, draws: int) -> tuple[float, float]:
@@ -67,3 +68,10 @@ def test_interpolation_runs_from_one_code_to_the_other():
 def test_bad_latent_dim_names_the_field():
     with pytest.raises(ConfigError, match="model.latent_dim=0"):
         parse(JOB.Config, {"model.latent_dim": 0})
+
+
+def test_pathmnist_uses_its_own_validation_and_test_splits(tmp_path):
+    arrays = write_pathmnist(tmp_path / "medmnist", 28, n=6)
+    data = splits(parse(JOB.Config, {"data.name": "pathmnist", "data.root": str(tmp_path), "train.batch_size": 4}))
+    for split in ("train", "val", "test"):  # all of each published split, as published (N x H x W x C -> N x C x H x W)
+        assert torch.equal(data[split], torch.from_numpy(arrays[f"{split}_images"]).permute(0, 3, 1, 2)), split
