@@ -8,8 +8,8 @@ with internet and only ever read afterwards (a missing one raises DatasetNotRead
 from __future__ import annotations
 
 import bz2
-import hashlib
 import csv
+import hashlib
 import html
 import os
 import re
