@@ -1,5 +1,5 @@
-"""Character-level language model (rnn / lstm / gru) on any text; per-epoch train and test loss, and a
-1000-character sample at a temperature saved per trial. Run alone: `python jobs/charrnn.py --help`.
+"""Character-level language model (rnn / lstm / gru) on any text; per-epoch train, validation and test loss (the
+best epoch by validation loss, the test loss reported at it), and a 1000-character sample at a temperature saved per trial. Run alone: `python jobs/charrnn.py --help`.
 Default data: gensim's lee_background.cor (360 KB of English news); `--data.name=shakespeare` or `dickens`
 after `python -m library.data prepare NAME`, or `--data.name=files --data.files="['a.txt','b.txt']"`."""
 from __future__ import annotations
@@ -35,6 +35,9 @@ class CorpusData:
     """Characters per training window (truncated backpropagation through time)."""
     test_fraction: float = 0.1
     """The last share of the text, held out for the test loss."""
+    val_fraction: float = 0.1
+    """The share of the text just before the test part, held out for the validation loss that chooses the best
+    epoch (our choice)."""
     limit_chars: int = 0
     """Use only the first N characters (0 = all); for quick runs."""
 
@@ -44,6 +47,8 @@ class CorpusData:
                 f"{prefix}files", self.files, "existing text files when data.name=files")
         require(2 <= self.seq_len <= 10_000, f"{prefix}seq_len", self.seq_len, "an integer in [2, 10000]")
         require(0 < self.test_fraction < 1, f"{prefix}test_fraction", self.test_fraction, "a float in (0, 1)")
+        require(0 < self.val_fraction < 1 - self.test_fraction, f"{prefix}val_fraction", self.val_fraction,
+                f"a float in (0, {1 - self.test_fraction:g}): data.test_fraction={self.test_fraction:g} is taken")
         require(self.limit_chars >= 0, f"{prefix}limit_chars", self.limit_chars, "an integer >= 0 (0 = all)")
 
 
@@ -92,6 +97,8 @@ class Corpus:
     """The alphabet, id -> character: the whole text's, so a character first seen in the test part is no <unk>."""
     train: torch.Tensor
     """Windows of the first part of the text (see `windows`)."""
+    val: torch.Tensor
+    """Windows of the validation part, between the training and the test part."""
     test: torch.Tensor
     """Windows of the held-out last part."""
 
@@ -101,8 +108,10 @@ def split_corpus(cfg: CorpusData) -> Corpus:
     chars = sorted(set(text))
     index = {c: i for i, c in enumerate(chars)}
     ids = torch.tensor([index[c] for c in text])
-    cut = int(len(ids) * (1 - cfg.test_fraction))
-    return Corpus(chars, windows(ids[:cut], cfg.seq_len), windows(ids[cut:], cfg.seq_len))
+    val_at, test_at = int(len(ids) * (1 - cfg.test_fraction - cfg.val_fraction)), int(len(ids) * (1 - cfg.test_fraction))
+    # Each part is windowed on its own: no window reaches across into the next part.
+    return Corpus(chars, windows(ids[:val_at], cfg.seq_len), windows(ids[val_at:test_at], cfg.seq_len),
+                  windows(ids[test_at:], cfg.seq_len))
 
 
 class CharRNNJob(Job):
@@ -111,12 +120,17 @@ class CharRNNJob(Job):
 
     @classmethod
     def primary_metric(cls, cfg):
-        return "test_loss", "min"
+        return "val_loss", "min"
+
+    @classmethod
+    def test_metrics(cls, cfg):
+        return "test_loss", "test_bits_per_char"
 
     @classmethod
     def prepare(cls, cfg):
-        require(len(read_corpus(cfg.data)) > 4 * cfg.data.seq_len / cfg.data.test_fraction, "data.seq_len",
-                cfg.data.seq_len, "a window that fits several times into the held-out part of the text")
+        smallest = min(cfg.data.test_fraction, cfg.data.val_fraction)
+        require(len(read_corpus(cfg.data)) > 4 * cfg.data.seq_len / smallest, "data.seq_len", cfg.data.seq_len,
+                "a window that fits several times into the validation and the test part of the text")
 
     @cached_property
     def corpus(self) -> Corpus:
@@ -144,18 +158,20 @@ class CharRNNJob(Job):
 
     def evaluate(self, ctx: Context, final: bool):
         lm = ctx.model("lm")
-        total = torch.zeros(2, dtype=torch.float64, device=ctx.device)  # summed loss, characters
-        test = self.corpus.test
-        for idx in ctx.eval_indices(len(test)).split(128):
-            w = test[idx].to(ctx.device)
-            with ctx.autocast():
-                logits, _ = lm(w[:, :-1])
-            total[0] += F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten(), reduction="sum").double()
-            total[1] += w[:, 1:].numel()
-        loss, count = ctx.sum_over_ranks(total).tolist()
+        out = {}
+        for split, held_out in (("val", self.corpus.val), ("test", self.corpus.test)):
+            total = torch.zeros(2, dtype=torch.float64, device=ctx.device)  # summed loss, characters
+            for idx in ctx.eval_indices(len(held_out)).split(128):
+                w = held_out[idx].to(ctx.device)
+                with ctx.autocast():
+                    logits, _ = lm(w[:, :-1])
+                total[0] += F.cross_entropy(logits.float().flatten(0, 1), w[:, 1:].flatten(), reduction="sum").double()
+                total[1] += w[:, 1:].numel()
+            loss, count = ctx.sum_over_ranks(total).tolist()
+            out |= {f"{split}_loss": loss / count, f"{split}_bits_per_char": loss / count / math.log(2)}
         if ctx.rank == 0:
             self.write_sample(ctx)
-        return {"test_loss": loss / count, "test_bits_per_char": loss / count / math.log(2)}
+        return out
 
     def write_sample(self, ctx: Context) -> None:
         cfg = ctx.cfg.eval

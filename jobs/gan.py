@@ -70,6 +70,9 @@ class GANJob(Job):
 
     @classmethod
     def primary_metric(cls, cfg):
+        # The best epoch is chosen on the Fréchet distance to the real training images, the data the generator is
+        # fitted to and the usual reference of FID. No test split is involved (nor scored: a GAN has no test score
+        # here), so choosing on it is not choosing on test data, and it keeps the main job's numbers as they were.
         return metric_name(cfg.eval.extractor), "min"
 
     @classmethod

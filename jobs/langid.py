@@ -14,7 +14,7 @@ import torch
 from library.config import TrainConfig, require, section
 from library.data.text import TEXT_DATASETS, load_text, read_language_folder
 from library.models.rnn import RNNConfig, SequenceClassifier
-from library.data.text_preprocess import build_vocab, encode, split_indices
+from library.data.text_preprocess import build_vocab, carve, encode, split_indices
 from library.sequence import CharEmbedConfig, OptimConfig, SequenceClassification, TextEvalConfig
 
 LANGUAGE_SETS = [n for n, s in TEXT_DATASETS.items() if s.kind == "languages"]
@@ -33,7 +33,10 @@ class LanguageData:
     per_language: int = 500
     """At most this many snippets per language, a fixed random choice (0 = all)."""
     test_fraction: float = 0.2
-    """Held-out share of every language's snippets."""
+    """Held-out share of every language's snippets, for the test scores."""
+    val_fraction: float = 0.2
+    """Share of every language's remaining (training) snippets held out for validation, which chooses the best
+    epoch (our choice)."""
     balance: bool = True
     """Repeat the training snippets of smaller languages up to the largest one's count, so that a language with
     little text is not simply never predicted (the test split is left as it is)."""
@@ -46,6 +49,7 @@ class LanguageData:
         require(self.snippet_chars >= 2, f"{prefix}snippet_chars", self.snippet_chars, "an integer >= 2")
         require(self.per_language >= 0, f"{prefix}per_language", self.per_language, "an integer >= 0 (0 = all)")
         require(0 < self.test_fraction < 1, f"{prefix}test_fraction", self.test_fraction, "a float in (0, 1)")
+        require(0 < self.val_fraction < 1, f"{prefix}val_fraction", self.val_fraction, "a float in (0, 1)")
 
 
 @dataclass(kw_only=True)
@@ -80,21 +84,29 @@ def oversample(indices: list[int], labels: list[int]) -> list[int]:
 
 
 def build_dataset(cfg: LanguageData) -> dict:
+    """Distinct snippets per language (a name file repeats a name many times: its copies must not land on both
+    sides of a split), then stratified test, validation and training splits that share no text, not even across
+    languages (a surname of two languages, kept in training only)."""
     texts = read_language_folder(Path(cfg.folder)) if cfg.name == "folder" else load_text(cfg.name, cfg.root or None)
     languages = sorted(texts)
     rows, labels = [], []
     for k, lang in enumerate(languages):
-        pieces = snippets(texts[lang], cfg.snippet_chars)
+        pieces = list(dict.fromkeys(snippets(texts[lang], cfg.snippet_chars)))
         if cfg.per_language and len(pieces) > cfg.per_language:
             pieces = random.Random(k).sample(pieces, cfg.per_language)
         rows += pieces
         labels += [k] * len(pieces)
     train, test = split_indices(labels, cfg.test_fraction, seed=0)
+    train, val = carve(train, labels, cfg.val_fraction, seed=1)
+    seen = {rows[i] for i in train}
+    val = [i for i in val if rows[i] not in seen]
+    seen |= {rows[i] for i in val}
+    test = [i for i in test if rows[i] not in seen]
     if cfg.balance:
         train = oversample(train, labels)
     vocab = build_vocab([list(rows[i]) for i in train])
     out = {"classes": languages, "vocab_size": len(vocab)}
-    for name, idx in (("train", train), ("test", test)):
+    for name, idx in (("train", train), ("val", val), ("test", test)):
         out[f"{name}_ids"], out[f"{name}_lengths"] = encode([list(rows[i]) for i in idx], vocab, cfg.snippet_chars)
         out[f"{name}_labels"] = torch.tensor([labels[i] for i in idx])
     return out

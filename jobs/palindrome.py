@@ -1,8 +1,11 @@
 """Palindromes of length T: read the first T-1 digits, predict the last (it equals the first). Compares a
 hand-written LSTM cell with nn.LSTM and a vanilla RNN as T grows. Run alone: `python jobs/palindrome.py --help`.
-The data is generated (seeded), so nothing needs preparing."""
+The data is generated (seeded), so nothing needs preparing. Each distinct palindrome belongs to one split (train,
+validation or test, by a hash of its digits), so no test or validation palindrome is ever trained on; the best
+epoch is chosen on validation accuracy and the test accuracy is reported at that epoch."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -22,12 +25,17 @@ class PalindromeData:
     """T: digits per palindrome (the model reads T-1 of them)."""
     train_size: int = 10_000
     """Training palindromes (drawn once, seeded)."""
+    val_size: int = 1_000
+    """Validation palindromes, which choose the best epoch (drawn with another seed)."""
     test_size: int = 2_000
     """Test palindromes (drawn with another seed)."""
 
     def check(self, prefix: str) -> None:
-        require(2 <= self.length <= 1000, f"{prefix}length", self.length, "an integer in [2, 1000]")
+        # From T=5 on there are 1,000+ distinct palindromes: enough for three disjoint splits of every one's share.
+        require(5 <= self.length <= 1000, f"{prefix}length", self.length,
+                "an integer in [5, 1000] (shorter ones are too few to split into disjoint train/val/test sets)")
         require(self.train_size >= 1, f"{prefix}train_size", self.train_size, "an integer >= 1")
+        require(self.val_size >= 1, f"{prefix}val_size", self.val_size, "an integer >= 1")
         require(self.test_size >= 1, f"{prefix}test_size", self.test_size, "an integer >= 1")
 
 
@@ -52,9 +60,26 @@ class PalindromeConfig:
     eval: TextEvalConfig = section(TextEvalConfig)
 
 
-def palindromes(length: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(n x (T-1) digits, n last digits) of n random palindromes of T digits."""
-    half = torch.randint(0, 10, (n, (length + 1) // 2), generator=torch.Generator().manual_seed(seed))
+SPLITS = {"test": range(0, 20), "val": range(20, 30), "train": range(30, 100)}
+"""Which palindromes each split draws from: those whose digits hash (mod 100) into its range. Our choice: 20% of all
+distinct palindromes are test-only, 10% validation-only, 70% train-only."""
+
+
+def split_of(digits: torch.Tensor) -> list[str]:
+    """The split each row of distinct digits belongs to: fixed for a palindrome, whatever seed drew it."""
+    buckets = [int.from_bytes(hashlib.blake2b(row.tobytes(), digest_size=8).digest(), "big") % 100
+               for row in digits.to(torch.uint8).numpy()]
+    return [next(name for name, r in SPLITS.items() if b in r) for b in buckets]
+
+
+def palindromes(length: int, n: int, seed: int, split: str = "train") -> tuple[torch.Tensor, torch.Tensor]:
+    """(n x (T-1) digits, n last digits) of n random palindromes of T digits, all of `split`'s (SPLITS)."""
+    gen = torch.Generator().manual_seed(seed)
+    halves = []
+    while sum(map(len, halves)) < n:  # draw, keep those of this split; about 1/share of the draws are kept
+        half = torch.randint(0, 10, (max(2 * n, 100), (length + 1) // 2), generator=gen)
+        halves.append(half[torch.tensor([s == split for s in split_of(half)])])
+    half = torch.cat(halves)[:n]
     full = torch.cat([half, half[:, : length // 2].flip(1)], 1)  # n x T, reads the same both ways
     return full[:, :-1], full[:, -1]
 
@@ -65,12 +90,17 @@ class PalindromeJob(Job):
 
     @classmethod
     def primary_metric(cls, cfg):
-        return "accuracy", "max"
+        return "val_accuracy", "max"
+
+    @classmethod
+    def test_metrics(cls, cfg):
+        return ("test_accuracy",)
 
     @cached_property
-    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
-        d = self.cfg.data
-        return palindromes(d.length, d.test_size, seed=seeds.PALINDROME_TEST + self.cfg.train.seed)
+    def held_out(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        d, seed = self.cfg.data, self.cfg.train.seed
+        return {"val": palindromes(d.length, d.val_size, seeds.PALINDROME_VAL + seed, "val"),
+                "test": palindromes(d.length, d.test_size, seeds.PALINDROME_TEST + seed, "test")}
 
     def load_data(self):
         return list(palindromes(self.cfg.data.length, self.cfg.data.train_size, seed=self.cfg.train.seed))
@@ -92,14 +122,17 @@ class PalindromeJob(Job):
         return {"loss": loss, "train_accuracy": (logits.argmax(1) == last).float().mean()}
 
     def evaluate(self, ctx: Context, final: bool):
-        seq, last = self.test
-        counts = torch.zeros(2, dtype=torch.long, device=ctx.device)  # correct, seen
-        for idx in ctx.eval_indices(len(last)).split(1000):
-            with ctx.autocast():
-                pred = ctx.model("net")(seq[idx].to(ctx.device)).argmax(1)
-            counts += torch.stack([(pred == last[idx].to(ctx.device)).sum(), torch.tensor(len(idx), device=ctx.device)])
-        correct, seen = ctx.sum_over_ranks(counts).tolist()
-        return {"accuracy": correct / seen, "eval_samples": seen}
+        out = {}
+        for split, (seq, last) in self.held_out.items():
+            counts = torch.zeros(2, dtype=torch.long, device=ctx.device)  # correct, seen
+            for idx in ctx.eval_indices(len(last)).split(1000):
+                with ctx.autocast():
+                    pred = ctx.model("net")(seq[idx].to(ctx.device)).argmax(1)
+                counts += torch.stack([(pred == last[idx].to(ctx.device)).sum(),
+                                       torch.tensor(len(idx), device=ctx.device)])
+            correct, seen = ctx.sum_over_ranks(counts).tolist()
+            out |= {f"{split}_accuracy": correct / seen, f"{split}_samples": seen}
+        return out
 
 
 JOB = PalindromeJob

@@ -11,10 +11,10 @@ import torch
 
 from library.config import TrainConfig, require, section
 from library.data import default_root
-from library.data.text import TEXT_DATASETS, load_text
+from library.data.text import TEXT_DATASETS, load_text, source_fingerprint
 from library.models.rnn import RNNConfig, SequenceClassifier
-from library.data.text_preprocess import (PreprocessConfig, build_vocab, cache_key, cached, embedding_matrix, encode,
-                                          pipeline, split_indices, train_word2vec)
+from library.data.text_preprocess import (PreprocessConfig, build_vocab, cache_key, cached, carve, embedding_matrix,
+                                          encode, pipeline, split_indices, train_word2vec)
 from library.sequence import OptimConfig, SequenceClassification, TextEvalConfig
 
 LABELLED = [n for n, s in TEXT_DATASETS.items() if s.kind == "labelled"]
@@ -28,6 +28,8 @@ class SentimentData:
     """Folder holding prepared datasets; empty = $LIBRARY_DATA_ROOT or ~/.cache/library/data."""
     test_fraction: float = 0.2
     """Held-out share for sets without an official split (pang_lee, Kaggle's CSV); aclImdb keeps its own."""
+    val_fraction: float = 0.2
+    """Share of the training split held out for validation, which chooses the best epoch (our choice)."""
     max_len: int = 400
     """Tokens kept per text (the rest is cut)."""
     min_count: int = 1
@@ -38,6 +40,7 @@ class SentimentData:
     def check(self, prefix: str) -> None:
         require(self.name in LABELLED, f"{prefix}name", self.name, " / ".join(LABELLED))
         require(0 < self.test_fraction < 1, f"{prefix}test_fraction", self.test_fraction, "a float in (0, 1)")
+        require(0 < self.val_fraction < 1, f"{prefix}val_fraction", self.val_fraction, "a float in (0, 1)")
         require(self.max_len >= 1, f"{prefix}max_len", self.max_len, "an integer >= 1")
         require(self.min_count >= 1, f"{prefix}min_count", self.min_count, "an integer >= 1")
         require(self.limit >= 0, f"{prefix}limit", self.limit, "an integer >= 0 (0 = all)")
@@ -91,7 +94,8 @@ def load_vectors(cfg: EmbeddingConfig, train_docs: list[list[str]], min_count: i
 
 
 def build_dataset(cfg: SentimentConfig, root: Path) -> dict:
-    """Read, split, preprocess, build the vocabulary and the embedding from the training split, encode."""
+    """Read, split (test, then validation out of the rest), preprocess, build the vocabulary and the embedding
+    from the training split, encode."""
     rows = load_text(cfg.data.name, root, kind="labelled")
     if cfg.data.limit:
         rows = random.Random(0).sample(rows, min(cfg.data.limit, len(rows)))
@@ -102,6 +106,7 @@ def build_dataset(cfg: SentimentConfig, root: Path) -> dict:
         test = [i for i, r in enumerate(rows) if r.split == "test"]
     else:
         train, test = split_indices(labels, cfg.data.test_fraction, seed=0)
+    train, val = carve(train, labels, cfg.data.val_fraction, seed=1)
     tokenize = pipeline(cfg.text, root)
     docs = [tokenize(r.text) for r in rows]
     train_docs = [docs[i] for i in train]
@@ -110,7 +115,7 @@ def build_dataset(cfg: SentimentConfig, root: Path) -> dict:
     out = {"classes": classes, "vocab": vocab, "vocab_size": len(vocab)}
     if vectors is not None:
         out["vectors"], out["embedding_coverage"] = embedding_matrix(vocab, vectors, cfg.embed.dim, seed=0)
-    for name, idx in (("train", train), ("test", test)):
+    for name, idx in (("train", train), ("val", val), ("test", test)):
         out[f"{name}_ids"], out[f"{name}_lengths"] = encode([docs[i] for i in idx], vocab, cfg.data.max_len)
         out[f"{name}_labels"] = torch.tensor([labels[i] for i in idx])
     return out
@@ -124,14 +129,17 @@ class SentimentJob(SequenceClassification):
     def encoded(cls, cfg):
         root = Path(cfg.data.root or default_root())
         settings = {"data": vars(cfg.data) | {"root": ""}, "text": vars(cfg.text),
-                    "embed": vars(cfg.embed) | {"freeze": None}, "format": 1}  # freezing is the model's business
+                    "embed": vars(cfg.embed) | {"freeze": None}, "format": 2,  # freezing is the model's business
+                    "source": source_fingerprint(cfg.data.name, root)}  # which files, as they are now
         return cached(root / "text_cache" / f"sentiment-{cache_key(settings)}.pt", lambda: build_dataset(cfg, root))
 
     @classmethod
     def prepare(cls, cfg):
         d = cls.encoded(cfg)
+        cls.check_splits(cfg, d)
         coverage = f", {d['embedding_coverage']} with a {cfg.embed.source} vector" if "vectors" in d else ""
-        print(f"sentiment: {len(d['train_labels'])} training / {len(d['test_labels'])} held-out texts, "
+        print(f"sentiment: {len(d['train_labels'])} training / {len(d['val_labels'])} validation / "
+              f"{len(d['test_labels'])} test texts, "
               f"vocabulary {d['vocab_size']}{coverage}")
 
     def model(self):

@@ -50,8 +50,16 @@ class Job:
 
     @classmethod
     def primary_metric(cls, cfg) -> tuple[str, str]:
-        """(metric, "min" or "max") that picks the best epoch."""
+        """(metric, "min" or "max") that picks the best epoch: a score on data the model is not trained on and
+        that is not the test split (a validation split carved from the training data), so that picking the best
+        epoch never looks at the test split."""
         raise NotImplementedError
+
+    @classmethod
+    def test_metrics(cls, cfg) -> tuple[str, ...]:
+        """The test split's scores that `evaluate` returns and the trial reports as they were at the best epoch
+        (chosen on `primary_metric`), as `NAME_at_best`; () for a job without a test split."""
+        return ()
 
     @classmethod
     def prepare(cls, cfg) -> None:

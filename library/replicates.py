@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from library.trial import Status
+from library.trial import AT_BEST, Status
 
 ALPHA = 0.05
 """Significance level of the comparison with the best."""
@@ -77,17 +77,19 @@ def status_counts(statuses: pd.Series) -> str:
 def config_table(trials: pd.DataFrame, metric: str, mode: str, params: list[str],
                  key: list[str] | None = None) -> pd.DataFrame:
     """One row per configuration (rows of `trials` sharing `key`, by default the `config` column), best mean
-    first: key, params, n, statuses, n_ok, mean/std/ci95_low/ci95_high of the final and of the best metric,
-    best and worst replicate (trial ids), p_vs_best and verdict. `trials` is a trials.csv table."""
+    first: key, params, n, statuses, n_ok, mean/std/ci95_low/ci95_high of the final and of the best metric and of
+    each test score at the best epoch (NAME_at_best), best and worst replicate (trial ids), p_vs_best and verdict.
+    `trials` is a trials.csv table."""
     key = key or ["config"]
     best_col = f"best_{metric}"
+    averaged = [metric, best_col, *(c for c in trials.columns if str(c).endswith(AT_BEST))]
     rows, samples = [], []
     for _, group in trials.groupby(key, sort=False, dropna=False):
         ok = group[group["status"] == str(Status.COMPLETED)]
         best_values = finite(ok, best_col)
         row = {**group.iloc[0][key + params].to_dict(), "n": len(group), "statuses": status_counts(group["status"]),
                "n_ok": len(ok)}
-        for col in (metric, best_col):
+        for col in averaged:
             row.update({f"{col}_{s}": v for s, v in mean_ci(finite(ok, col)).items()})
         ranked = ok.assign(_v=pd.to_numeric(ok[best_col], errors="coerce")).dropna(subset="_v")
         ranked = ranked.sort_values("_v", ascending=mode == "min", kind="stable")
@@ -96,7 +98,7 @@ def config_table(trials: pd.DataFrame, metric: str, mode: str, params: list[str]
         rows.append(row)
         samples.append(best_values)
     table = pd.DataFrame(rows, columns=[*key, *params, "n", "statuses", "n_ok",
-                                        *(f"{c}_{s}" for c in (metric, best_col) for s in STATS),
+                                        *(f"{c}_{s}" for c in averaged for s in STATS),
                                         "best_replicate", "worst_replicate"])
     means = table[f"{best_col}_mean"]
     comparable = table["n_ok"] >= 2

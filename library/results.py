@@ -15,7 +15,7 @@ from library.files import atomic_write, read_json, write_json
 from library.metrics.coverage import detect_mode_collapse
 from library.replicates import config_table, plus_minus
 from library.sweep import RECORD, Sweep
-from library.trial import METRICS, STATUS, Status, Trial, read_status
+from library.trial import AT_BEST, METRICS, STATUS, Status, Trial, read_status
 
 
 def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:
@@ -31,6 +31,7 @@ def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:
         metric: final.get(metric),
         f"best_{metric}": status.get(f"best_{metric}"),
         "best_epoch": status.get("best_epoch"),
+        **{k: v for k, v in status.items() if k.endswith(AT_BEST)},  # the test scores at the best epoch
         # sample-quality columns, for jobs that score generated samples
         **{k: final[k] for k in (f"{metric}_n_fake", "modes_covered") if k in final},
         "mode_collapse": detect_mode_collapse(history, metric, status.get("mode", "min")),
@@ -122,7 +123,9 @@ def display_columns(table: pd.DataFrame) -> list[str]:
 def print_configs(table: pd.DataFrame, metric: str, params: list[str], key: list[str]) -> None:
     """The configurations table, best mean first: mean ± 95% CI, replicates and their statuses, verdict."""
     shown = table[key + params + ["n", "statuses"]].copy()
-    for col, head in ((f"best_{metric}", f"best {metric}"), (metric, f"final {metric}")):
+    at_best = [(c.removesuffix("_mean"), f"{c.removesuffix(AT_BEST + '_mean')} at best epoch") for c in table.columns
+               if str(c).endswith(AT_BEST + "_mean")]
+    for col, head in ((f"best_{metric}", f"best {metric}"), *at_best, (metric, f"final {metric}")):
         shown[f"{head} (mean ± CI)"] = [plus_minus(r, col) or "-" for _, r in table.iterrows()]
     shown["verdict"] = table["verdict"]
     print("\nconfigurations: mean ± 95% confidence interval over completed replicates; verdict by Welch's t-test "

@@ -19,6 +19,10 @@ TEXT_SAMPLE = 4242
 """Draws of the character model's generated text."""
 PALINDROME_TEST = 10_000
 """The palindrome job's test set (its training set is drawn with train.seed itself)."""
+PALINDROME_VAL = 20_000
+"""The palindrome job's validation set."""
+VAE_EVAL_NOISE = 31_337
+"""The noise that samples z for the VAE's validation loss (this offset) and its test loss (this + 1)."""
 RESEED_PER_EPOCH = 7919
 """Resume on another worker count (no saved RNG state per rank): rank r at epoch e is reseeded with
 train.seed + r + RESEED_PER_EPOCH * e, a prime factor so that no (rank, epoch) pair repeats another's seed."""

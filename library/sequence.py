@@ -54,9 +54,12 @@ class CharEmbedConfig:
 
 class SequenceClassification(Job):
     """A job that classifies padded token sequences. Subclasses supply `encoded(cfg)`: a dict with train_ids,
-    train_lengths, train_labels, test_* likewise, classes (names), vocab_size, and optionally vectors; and
-    `model()`, the classifier for this trial's config and dataset. Config sections: data, model, optim
-    (OptimConfig), train, eval (TextEvalConfig)."""
+    train_lengths, train_labels, val_* and test_* likewise (val carved from the training data, disjoint from
+    test), classes (names), vocab_size, and optionally vectors; and `model()`, the classifier for this trial's
+    config and dataset. Config sections: data, model, optim (OptimConfig), train, eval (TextEvalConfig).
+    The best epoch is chosen on validation accuracy; test accuracy (micro: share of texts right) and macro
+    accuracy (the mean of the per-class accuracies, which a model that ignores a small class cannot game) are
+    reported at that epoch."""
 
     images = MappingProxyType({"confusion": "confusion.png"})
 
@@ -69,11 +72,27 @@ class SequenceClassification(Job):
 
     @classmethod
     def primary_metric(cls, cfg):
-        return "accuracy", "max"
+        return "val_accuracy", "max"
+
+    @classmethod
+    def test_metrics(cls, cfg):
+        return "test_accuracy", "test_macro_accuracy"
 
     @classmethod
     def prepare(cls, cfg):
-        cls.encoded(cfg)
+        cls.check_splits(cfg, cls.encoded(cfg))
+
+    @staticmethod
+    def check_splits(cfg, dataset: dict) -> None:
+        """On the login node: a training split smaller than one batch would train nothing (the partial batch is
+        dropped), e.g. a small data.limit once the test and validation splits are carved out of it; an empty
+        validation or test split would score nothing."""
+        n = len(dataset["train_labels"])
+        require(n >= cfg.train.batch_size, "train.batch_size", cfg.train.batch_size,
+                f"at most the {n} training examples of this config (no batch would be full and nothing would train)")
+        for split in ("val", "test"):
+            require(len(dataset[f"{split}_labels"]) > 0, f"data.{split}_fraction", getattr(cfg.data, f"{split}_fraction"),
+                    f"a larger share: this config's {split} split is empty")
 
     @cached_property
     def dataset(self) -> dict:
@@ -102,25 +121,37 @@ class SequenceClassification(Job):
         return {"loss": loss, "train_accuracy": (logits.argmax(1) == labels).float().mean()}
 
     def evaluate(self, ctx: Context, final: bool):
+        classes = self.dataset["classes"]
+        out = {}
+        for split in ("val", "test"):
+            confusion, loss = self.confusion(ctx, split)
+            n = int(confusion.sum())
+            per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
+            present = confusion.sum(1) > 0  # a class with no example in the split has no accuracy to average
+            out |= {f"{split}_accuracy": confusion.diag().sum().item() / n,
+                    f"{split}_macro_accuracy": per_class[present].mean().item(),
+                    f"{split}_loss": loss / n, f"{split}_samples": n}
+            if split == "test":
+                out |= {f"test_accuracy_{c}": a for c, a in zip(classes, per_class.tolist())}
+                if ctx.rank == 0:
+                    save_confusion(confusion, classes, ctx.run_dir / "confusion.png")
+        return out
+
+    def confusion(self, ctx: Context, split: str) -> tuple[torch.Tensor, float]:
+        """The split's confusion matrix (rows true, columns predicted) and summed loss, over all ranks."""
         d = self.dataset
         k = len(d["classes"])
         net = ctx.model("net")
         confusion = torch.zeros(k, k, dtype=torch.long, device=ctx.device)
         loss = torch.zeros(1, dtype=torch.float64, device=ctx.device)
-        for idx in ctx.eval_indices(len(d["test_labels"])).split(256):
-            lengths = d["test_lengths"][idx].to(ctx.device)
-            labels = d["test_labels"][idx].to(ctx.device)
+        for idx in ctx.eval_indices(len(d[f"{split}_labels"])).split(256):
+            lengths = d[f"{split}_lengths"][idx].to(ctx.device)
+            labels = d[f"{split}_labels"][idx].to(ctx.device)
             with ctx.autocast():
-                logits = net(d["test_ids"][idx, :int(lengths.max())].to(ctx.device), lengths).float()
+                logits = net(d[f"{split}_ids"][idx, :int(lengths.max())].to(ctx.device), lengths).float()
             loss += F.cross_entropy(logits, labels, reduction="sum").double()
             confusion += torch.bincount(labels * k + logits.argmax(1), minlength=k * k).view(k, k)
-        confusion, loss = ctx.sum_over_ranks(confusion).cpu(), ctx.sum_over_ranks(loss).item()
-        n = int(confusion.sum())
-        if ctx.rank == 0:
-            save_confusion(confusion, d["classes"], ctx.run_dir / "confusion.png")
-        per_class = confusion.diag() / confusion.sum(1).clamp(min=1)
-        return {"accuracy": confusion.diag().sum().item() / n, "test_loss": loss / n, "eval_samples": n,
-                **{f"accuracy_{c}": a for c, a in zip(d["classes"], per_class.tolist())}}
+        return ctx.sum_over_ranks(confusion).cpu(), ctx.sum_over_ranks(loss).item()
 
 
 def save_confusion(confusion: torch.Tensor, classes: list[str], path: Path) -> None:

@@ -26,7 +26,7 @@ from library.files import write_json
 from library.job import Context, Job, load_job
 from library.resources import PRIVATE_RAY_IP, Resources
 from library.tracking import Tracker
-from library.trial import METRICS, STOP_REQUEST, Status, claim, holder, mark, read_status, write_status
+from library.trial import AT_BEST, METRICS, STOP_REQUEST, Status, claim, holder, mark, read_status, write_status
 
 
 # ------------------------------------------------------------------------------------------ the driver side
@@ -111,6 +111,9 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     seed_everything(cfg.train.seed + ctx.rank)  # before build: the initial weights come from the seed too
     job = job_class(cfg)
     data = [to_device(t, ctx) for t in job.load_data()]
+    if len(data[0]) < cfg.train.batch_size:  # the partial last batch is dropped: nothing would ever train
+        raise ValueError(f"train.batch_size={cfg.train.batch_size} is more than the {len(data[0])} training examples "
+                         "of this config: no batch would be full and nothing would train")
     models, ctx.optimizers = job.build(ctx)
     ctx.models = {k: place_model(m, ctx) for k, m in models.items()}
     state = restore(ctx, to_dict(cfg)) or {"epoch": 0, "history": [], "best": None, "elapsed_s": 0.0}
@@ -147,7 +150,8 @@ def train_loop(loop_config: dict[str, Any]) -> None:
 
 def summarize(tracker: Tracker, status: dict, metric: str) -> None:
     # The status's text: W&B writes an Enum member by its name ("STOPPED"), not by its value.
-    tracker.summarize({"status": str(status["status"]), **{k: status.get(k) for k in (f"best_{metric}", "best_epoch")}})
+    tracker.summarize({"status": str(status["status"]), **{k: status.get(k) for k in (f"best_{metric}", "best_epoch")},
+                       **{k: v for k, v in status.items() if k.endswith(AT_BEST)}})
     tracker.finish()
 
 
@@ -192,7 +196,8 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
             return
         state["history"].append(metrics)
         if metric in metrics and improved(metrics[metric], state["best"], mode):
-            state["best"] = {"value": metrics[metric], "epoch": epoch + 1}
+            state["best"] = {"value": metrics[metric], "epoch": epoch + 1,
+                             "test": {k: metrics[k] for k in job.test_metrics(cfg) if k in metrics}}
             save_best(ctx)
         if last or (epoch + 1) % cfg.train.checkpoint_every == 0:
             save_checkpoint(ctx, state, to_dict(cfg))
@@ -355,7 +360,8 @@ def finished_status(state: dict, metric: str) -> dict[str, Any]:
     last = state["history"][-1] if state["history"] else {}
     best = state["best"] or {}
     return {"epoch": state["epoch"], "elapsed_s": state["elapsed_s"], "final": last,
-            f"best_{metric}": best.get("value"), "best_epoch": best.get("epoch")}
+            f"best_{metric}": best.get("value"), "best_epoch": best.get("epoch"),
+            **{f"{k}_at_best": v for k, v in best.get("test", {}).items()}}
 
 
 def record(ctx: Context, status: dict[str, Any], history: list[dict]) -> None:

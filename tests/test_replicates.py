@@ -99,6 +99,14 @@ def test_configs_table_averages_completed_replicates_only_and_judges_each_agains
     assert (e.n_ok, e.statuses, e.best_replicate) == (0, "failed 2", "") and math.isnan(e[f"best_{METRIC}_mean"])
 
 
+def test_configs_average_the_test_score_at_each_replicates_best_epoch_beside_the_validation_one():
+    trials = trials_frame(TRIALS)
+    trials["test_accuracy_at_best"] = trials[f"best_{METRIC}"] - 0.5  # as a job with a test split reports it
+    b = config_table(trials, METRIC, "min", ["optim.beta1"]).set_index("config").loc["b"]
+    assert b["test_accuracy_at_best_mean"] == pytest.approx(np.mean([10.0, 12.0, 10.5]))  # completed ones only
+    assert b["test_accuracy_at_best_ci95_high"] > b["test_accuracy_at_best_mean"]
+
+
 def test_mode_max_makes_the_highest_mean_the_best():
     table = config_table(trials_frame(TRIALS), METRIC, "max", ["optim.beta1"]).set_index("config")
     assert table.index[0] == "c" and table.loc["c"].verdict == BEST

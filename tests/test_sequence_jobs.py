@@ -21,7 +21,8 @@ def train(job: str, tmp_path, workers: int = 0, **overrides):
 def test_hand_written_lstm_solves_palindromes_of_length_5(tmp_path):
     status, history = train("palindrome", tmp_path, **{"model.cell": "hand_lstm", "data.length": 5,
                                                        "data.train_size": 5000, "train.epochs": 2})
-    assert status["best_accuracy"] >= 0.99 and history[-1]["eval_samples"] == 2000, history
+    assert status["best_val_accuracy"] >= 0.99 and status["test_accuracy_at_best"] >= 0.99, history
+    assert history[-1]["test_samples"] == 2000 and history[-1]["val_samples"] == 1000
 
 
 def test_sentiment_fits_its_training_sentences_and_scores_every_held_out_one(tmp_path):
@@ -30,10 +31,12 @@ def test_sentiment_fits_its_training_sentences_and_scores_every_held_out_one(tmp
     status, history = train("sentiment", tmp_path, **{"train.epochs": 8, "train.batch_size": 16})
     assert history[-1]["loss"] < 0.5 * history[0]["loss"] and history[-1]["train_accuracy"] > 0.9, history
     final = history[-1]
-    # The held-out accuracy counts every one of the 40 held-out sentences (20 of each class) once: a whole number
-    # of them, and the mean of the two classes' accuracies (those in float32).
-    assert final["eval_samples"] == 40 and abs(final["accuracy"] * 40 - round(final["accuracy"] * 40)) < 1e-9
-    assert abs(final["accuracy"] - (final["accuracy_neg"] + final["accuracy_pos"]) / 2) < 1e-6, final
+    # The test accuracy counts every one of the 40 test sentences (20 of each class) once: a whole number of them,
+    # and the mean of the two classes' accuracies (those in float32), which is also the macro accuracy.
+    assert final["test_samples"] == 40 and abs(final["test_accuracy"] * 40 - round(final["test_accuracy"] * 40)) < 1e-9
+    assert abs(final["test_accuracy"] - (final["test_accuracy_neg"] + final["test_accuracy_pos"]) / 2) < 1e-6, final
+    assert abs(final["test_macro_accuracy"] - final["test_accuracy"]) < 1e-6
+    assert final["val_samples"] == 32  # 20% of the 160 training sentences choose the best epoch
     assert (tmp_path / "confusion.png").stat().st_size > 1000
 
 
@@ -55,8 +58,10 @@ def test_ddp_evaluation_equals_single_process_evaluation_and_langid_beats_chance
     job = load_job("langid")
     cfg = parse(job.Config, overrides)
     n_test = len(job.encoded(cfg)["test_labels"])
-    assert final["eval_samples"] == n_test and n_test % 2 == 1
-    assert final["accuracy"] > 0.8 and min(final["accuracy_bg"], final["accuracy_en"]) > 0.7, final
+    assert final["test_samples"] == n_test and n_test % 2 == 1
+    assert final["test_accuracy"] > 0.8 and min(final["test_accuracy_bg"], final["test_accuracy_en"]) > 0.7, final
+    per_class = [final[f"test_accuracy_{c}"] for c in ("bg", "en", "ru")]
+    assert abs(final["test_macro_accuracy"] - sum(per_class) / 3) < 1e-6, final
 
     ctx = Context(cfg=cfg, run_dir=tmp_path / "single", rank=0, world_size=1, device=torch.device("cpu"),
                   amp_dtype=None, scaler=torch.amp.GradScaler("cpu", enabled=False))
@@ -64,8 +69,8 @@ def test_ddp_evaluation_equals_single_process_evaluation_and_langid_beats_chance
     ctx.models, ctx.optimizers = trial.build(ctx)
     ctx.models["net"].load_state_dict(load_checkpoint(tmp_path / "ddp")["models"]["net"])
     single = evaluate(trial, ctx, final=True)
-    assert single["eval_samples"] == final["eval_samples"] and single["accuracy"] == final["accuracy"]
-    assert abs(single["test_loss"] - final["test_loss"]) < 1e-6
+    assert single["test_samples"] == final["test_samples"] and single["test_accuracy"] == final["test_accuracy"]
+    assert single["val_accuracy"] == final["val_accuracy"] and abs(single["test_loss"] - final["test_loss"]) < 1e-6
 
 
 
@@ -90,6 +95,6 @@ def test_sentiment_beats_chance_on_held_out_reviews_of_a_synthetic_kaggle_csv(tm
             writer.writerow([" ".join(words[:7]) + " <br /><br />" + " ".join(words[7:]) + ".",
                              "positive" if label else "negative"])
     status, history = train("sentiment", tmp_path / "run", **{
-        "data.name": "imdb", "data.root": str(tmp_path / "data"), "train.epochs": 4, "train.batch_size": 32})
-    assert history[-1]["eval_samples"] == 120, history
-    assert status["best_accuracy"] > 0.8, history
+        "data.name": "imdb", "data.root": str(tmp_path / "data"), "train.epochs": 8, "train.batch_size": 32})
+    assert history[-1]["test_samples"] == 120 and history[-1]["val_samples"] == 96, history
+    assert status["test_accuracy_at_best"] > 0.8, history

@@ -109,3 +109,21 @@ def test_results_written_before_the_column_are_captioned_as_the_last_epoch(tmp_p
     table.to_csv(out / "trials.csv", index=False)
     (out / "trials.parquet").unlink()
     assert "samples of the last epoch" in caption(report.build_report(out).read_text())
+
+
+def test_a_training_split_below_one_batch_is_refused_at_prepare_and_fails_a_trial_that_skips_prepare(tmp_path):
+    # sentiment's data.limit counts texts before the test and validation splits are carved out: 20 texts leave 12
+    # to train on, fewer than a batch of 16, though the limit itself is above the batch size.
+    from jobs.sentiment import SentimentJob
+    from library.config import to_dict
+    from library.resources import Resources
+    from library.train import fit
+
+    overrides = {"data.limit": 20, "train.batch_size": 16, "data.root": str(tmp_path / "data")}
+    with pytest.raises(ConfigError) as e:
+        SentimentJob.prepare(parse(SentimentJob.Config, overrides))
+    assert str(e.value) == ("train.batch_size=16 is not allowed: at most the 12 training examples of this config "
+                            "(no batch would be full and nothing would train)")
+    status = fit("sentiment", to_dict(parse(SentimentJob.Config, overrides)), tmp_path / "run", Resources())
+    assert status["status"] == "failed" and status["reason"].startswith(
+        "ValueError: train.batch_size=16 is more than the 12 training examples of this config"), status["reason"]

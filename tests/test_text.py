@@ -191,3 +191,31 @@ def test_a_missing_text_set_names_the_prepare_command(tmp_path):
     (tmp_path / "imdb").mkdir()
     os.replace(tmp_path / "IMDB Dataset.csv", tmp_path / "imdb/IMDB Dataset.csv")
     assert len(load_text("imdb", tmp_path, "labelled")) == 2  # Kaggle's CSV placed by hand is read too
+
+
+def test_default_langid_russian_is_only_russian():
+    # gensim's crime-and-punishment.txt ends with the same paragraphs in English: those are not Russian.
+    ru = load_text("gensim_langs")["ru"]
+    assert len(ru) > 1000
+    assert not any("a" <= c.lower() <= "z" for c in ru), ru
+    assert all(any("\u0400" <= c <= "\u04ff" for c in line) for line in ru.splitlines())
+
+
+def test_sentiment_cache_follows_the_imdb_form_on_disk(tmp_path):
+    from jobs.sentiment import SentimentJob
+
+    cfg = parse(SentimentJob.Config, {"data.name": "imdb", "data.root": str(tmp_path), "data.val_fraction": 0.5,
+                                      "data.test_fraction": 0.5, "embed.source": "random"})
+    (tmp_path / "imdb").mkdir()
+    with open(tmp_path / "imdb" / "IMDB Dataset.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "sentiment"])
+        w.writerows([[f"{word} review number {i}", label] for i in range(4)
+                     for word, label in (("great", "positive"), ("poor", "negative"))])
+    from_csv = SentimentJob.encoded(cfg)
+    assert [len(from_csv[f"{s}_labels"]) for s in ("train", "val", "test")] == [2, 2, 4]
+
+    write_aclimdb(tmp_path / "imdb" / "aclImdb")  # then `prepare imdb`: the reader now reads aclImdb/
+    from_acl = SentimentJob.encoded(cfg)
+    # aclImdb's own split: 2 test reviews, and 2 training ones (one a class is too few to carve validation from)
+    assert [len(from_acl[f"{s}_labels"]) for s in ("train", "val", "test")] == [2, 0, 2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bz2
 import csv
+import hashlib
 import html
 import os
 import re
@@ -119,12 +120,22 @@ def read_wiki_dump(path: Path) -> str:
     return "\n".join(filter_wiki(html.unescape(p)) for p in pages)
 
 
+def cyrillic_lines(text: str) -> str:
+    """The lines whose letters are all Cyrillic (lines without letters dropped too)."""
+    def cyrillic(line: str) -> bool:
+        letters = re.findall(r"[^\W\d_]", line)
+        return bool(letters) and all("\u0400" <= c <= "\u04ff" for c in letters)
+
+    return "\n".join(line for line in text.splitlines() if cyrillic(line))
+
+
 def gensim_languages(_: Path) -> dict[str, str]:
     """Real text in three languages that ships with gensim's tests: English news (lee_background), a
-    Bulgarian Wikipedia export and the opening of Crime and Punishment in Russian."""
+    Bulgarian Wikipedia export and the opening of Crime and Punishment in Russian. That file ends with the same
+    paragraphs in English: only its Cyrillic lines are Russian (about 1,400 characters, so ru is small)."""
     return {"bg": read_wiki_dump(gensim_file("bgwiki-latest-pages-articles-shortened.xml.bz2")),
             "en": gensim_file("lee_background.cor").read_text(encoding="utf-8"),
-            "ru": gensim_file("crime-and-punishment.txt").read_text(encoding="utf-8")}
+            "ru": cyrillic_lines(gensim_file("crime-and-punishment.txt").read_text(encoding="utf-8"))}
 
 
 # ------------------------------------------------------------------------------------------ unpackers
@@ -177,6 +188,22 @@ def load_text(name: str, root: str | os.PathLike | None = None, kind: str | None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise DatasetNotReady(f"{name} is not prepared or is broken under {root / source.subdir} ({e}); "
                               f"run: {prepare_command(name, root)}") from e
+
+
+def source_fingerprint(name: str, root: str | os.PathLike | None = None) -> str:
+    """A digest of every file under a downloaded text set's folder (path, size, modification time): it changes
+    when the files change, e.g. when `prepare imdb` adds aclImdb/ beside a Kaggle CSV (the reader then switches to
+    it), so a cache keyed on it is rebuilt. "embedded" for a set shipped inside an installed package."""
+    source = TEXT_DATASETS[name]
+    if source.embedded:
+        return "embedded"
+    folder = (Path(root) if root else default_root()) / source.subdir
+    entries = []
+    for parent, _, files in os.walk(folder):
+        for f in files:
+            st = os.stat(os.path.join(parent, f))
+            entries.append(f"{os.path.relpath(os.path.join(parent, f), folder)}\t{st.st_size}\t{st.st_mtime_ns}")
+    return hashlib.sha1("\n".join(sorted(entries)).encode()).hexdigest()
 
 
 def prepare_text(name: str, root: Path, timeout: float) -> None:

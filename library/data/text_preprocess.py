@@ -177,3 +177,10 @@ def split_indices(labels: list[int], test_fraction: float, seed: int) -> tuple[l
         test += order[:cut]
         train += order[cut:]
     return sorted(train), sorted(test)
+
+
+def carve(indices: list[int], labels: list[int], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """`indices` split in two, stratified by their labels: (the rest, a seeded `fraction` of them). Carves a
+    validation split out of a training split, so that it shares no example with the test split."""
+    rest, carved = split_indices([labels[i] for i in indices], fraction, seed)
+    return [indices[j] for j in rest], [indices[j] for j in carved]

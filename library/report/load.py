@@ -8,7 +8,7 @@ import pandas as pd
 
 from library.files import read_json
 from library.report.format import labels
-from library.trial import Status
+from library.trial import AT_BEST, Status
 
 GOOD = tuple(s.value for s in Status if s.ranked)  # ranked by metric; every other status goes last
 
@@ -30,6 +30,8 @@ class SweepInfo:
         self.params: list[str] = [p for p in spec.get("params") or [] if p in trials.columns]
         self.base: dict = spec.get("base") or {}
         self.repeats: int = int(spec.get("repeats") or 1)
+        # The test scores at each trial's best epoch (chosen on `metric`, a validation score): the numbers to quote.
+        self.at_best: list[str] = [c for c in trials.columns if str(c).endswith(AT_BEST)]
 
     @property
     def better(self) -> str:

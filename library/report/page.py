@@ -18,6 +18,7 @@ from library.replicates import BEST, SAME, plus_minus
 from library.report.format import MISSING, fmt, fmt_seconds, short_names, sort_key
 from library.report.load import GOOD, SweepInfo, load, load_configs
 from library.report.plots import make_plots
+from library.trial import AT_BEST
 
 REPORT = "report.html"
 PLOTS = "plots"
@@ -65,6 +66,11 @@ def status_counts(trials: pd.DataFrame) -> str:
     return " · ".join(f"{badge(k)} {int(counts[k])}" for k in keys) or "no trials"
 
 
+def at_best_head(column: str) -> str:
+    """"test_accuracy_at_best" -> "test_accuracy at best epoch"."""
+    return column.removesuffix(AT_BEST) + " at best epoch"
+
+
 def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     """Every trial, best first; the reason column only when some trial has a reason or a mode collapse."""
     short = short_names(sweep.params)
@@ -73,7 +79,8 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     replicated = sweep.repeats > 1 and "replicate" in trials
     head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
             + (["replicate"] if replicated else [])
-            + ["status", f"best {e(m)}", "best epoch", f"final {e(m)}", "epochs"]
+            + ["status", f"best {e(m)}", "best epoch"] + [e(at_best_head(c)) for c in sweep.at_best]
+            + [f"final {e(m)}", "epochs"]
             + ["wall time", "trial"] + (["reason"] if reasons else []))
     rows = []
     for _, r in trials.iterrows():
@@ -85,7 +92,7 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
             cells.append(f'<td class="num">{e(fmt(r["replicate"]))}</td>')
         cells.append(f"<td>{badge(r['status'])}</td>")
         cells.append(f'<td class="num">{e(fmt(r["score"]))}</td>')
-        cells += [f'<td class="num">{e(fmt(r.get(c)))}</td>' for c in ("best_epoch", m, "epochs")]
+        cells += [f'<td class="num">{e(fmt(r.get(c)))}</td>' for c in ("best_epoch", *sweep.at_best, m, "epochs")]
         cells.append(f'<td class="num">{e(fmt_seconds(r.get("wall_s")))}</td>')
         cells.append(f'<td class="id">{e(r["trial"])}</td>')
         if reasons:
@@ -109,14 +116,15 @@ def configs_table(sweep: SweepInfo, configs: pd.DataFrame) -> str:
     short = short_names(sweep.params)
     m = sweep.metric
     head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
-            + ["n", "statuses", f"best {e(m)} (mean ± CI)", f"final {e(m)} (mean ± CI)", "verdict",
-               "best replicate", "worst replicate"])
+            + ["n", "statuses", f"best {e(m)} (mean ± CI)"]
+            + [f"{e(at_best_head(c))} (mean ± CI)" for c in sweep.at_best]
+            + [f"final {e(m)} (mean ± CI)", "verdict", "best replicate", "worst replicate"])
     rows = []
     for i, r in configs.iterrows():
         cls = "top" if r["verdict"] == BEST else ("bad" if pd.isna(r[f"best_{m}_mean"]) else "")
         cells = [f'<td class="num">{i + 1}</td>'] + [f'<td class="num">{e(fmt(r[p]))}</td>' for p in sweep.params]
         cells += [f'<td class="num">{e(fmt(r["n"]))}</td>', f'<td class="statuses">{e(r["statuses"])}</td>']
-        cells += [f'<td class="num">{e(plus_minus(r, c) or MISSING)}</td>' for c in (f"best_{m}", m)]
+        cells += [f'<td class="num">{e(plus_minus(r, c) or MISSING)}</td>' for c in (f"best_{m}", *sweep.at_best, m)]
         cells.append(f"<td>{e(r['verdict'])}</td>")
         cells += [f'<td class="id">{e(fmt(r[c]))}</td>' for c in ("best_replicate", "worst_replicate")]
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
@@ -265,7 +273,9 @@ def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]]
         b = ranked.iloc[0]
         parts.append(f'<div class="best">Best trial: <b>{e(b["label"])}</b> '
                      f'<span class="id">{e(b["trial"])}</span> — best {e(m)} <b>{e(fmt(b["score"]))}</b>'
-                     f' at epoch {e(fmt(b.get("best_epoch")))}</div>')
+                     f' at epoch {e(fmt(b.get("best_epoch")))}'
+                     + "".join(f"; {e(c.removesuffix(AT_BEST))} there <b>{e(fmt(b.get(c)))}</b>" for c in sweep.at_best)
+                     + "</div>")
     else:
         parts.append(f'<div class="best" style="background:#ffebe9;border-color:#ff8182">'
                      f"No trial reported {e(m)}.</div>")
