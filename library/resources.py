@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from library.config import require
 
 DRIVER_CPU = 0.01  # a multi-worker trial's Tune process only drives its TorchTrainer; Ray refuses {"cpu": 0}
-PRIVATE_RAY_IP = "127.0.0.1"
-"""Where a Ray that serves one machine (local backend, one array task, a job run alone) listens: loopback, so its
-GCS and raylet are never reachable from the network (Ray picks the machine's outward address otherwise)."""
+PRIVATE_RAY_IP = "127.0.0.2"
+"""The address of a Ray that serves one machine (local backend, one array task, a job run alone): loopback, so its
+processes talk over `lo` only (left alone, Ray takes the machine's outward address). Not 127.0.0.1, which Ray
+replaces by that outward address (ray._private.services.resolve_ip_for_localhost); all of 127.0.0.0/8 is `lo`."""
 
 
 @dataclass(kw_only=True)
