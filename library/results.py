@@ -151,7 +151,8 @@ def print_summary(table: pd.DataFrame, sweep: Sweep) -> None:
     metric, mode = sweep.metric, sweep.mode
     key = f"best_{metric}"
     unranked = not_comparable(table)
-    shown = table.sort_values("trial" if unranked else key, ascending=unranked or mode == "min", na_position="last")
+    shown = table.sort_values("trial" if unranked else key, ascending=bool(unranked) or mode == "min",
+                              na_position="last")
     cols = display_columns(shown)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(shown[cols].to_string(index=False))
