@@ -18,7 +18,7 @@ SEPARATOR = "; "
 
 def as_text(fingerprint: Mapping | None) -> str:
     """The fingerprint as one table cell; "" for a score that has none (not a sample-quality score)."""
-    return SEPARATOR.join(f"{k}={v}" for k, v in (fingerprint or {}).items())
+    return SEPARATOR.join(f"{k}={v}" for k, v in sorted((fingerprint or {}).items()))
 
 
 def fields(text: str) -> dict[str, str]:

@@ -5,6 +5,9 @@ because compute nodes are offline) and a small classifier trained on the real se
 `kd_domain`; works anywhere). The real set's features and statistics are cached per real set (its name and a
 digest of its images) and extractor weights, so a trial only pays for its own generated images. On a labelled
 dataset the same classifier also counts which classes the generated images fall into (library.metrics.coverage).
+Every score carries its fingerprint (library.fingerprint: what else it depends on), a final score the real set's
+floor (two disjoint halves of the real images against each other, cached), and the job adds the sample grid's
+diversity (`diversity`) for mode-collapse detection.
 """
 
 import hashlib
