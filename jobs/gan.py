@@ -149,7 +149,7 @@ class GANJob(Job):
     def evaluate(self, ctx: Context, final: bool):
         if ctx.rank != 0:  # the Fréchet distance needs all samples in one place
             return {}
-        self.write_grids(ctx)
+        grid = self.write_grids(ctx)
         cfg = ctx.cfg
         g = ctx.model("g")
         if self.frechet is None:
@@ -161,16 +161,20 @@ class GANJob(Job):
         for chunk in torch.arange(n).split(500):  # conditional: every class equally often
             labels = (chunk % num_classes).to(ctx.device) if cfg.model.conditional else None
             fakes.append(to_uint8(g(sample_noise(cfg.model, len(chunk), "cpu", gen).to(ctx.device), labels)).cpu())
-        return self.frechet.score(torch.cat(fakes), final=final)
+        # grid_diversity: near-identical cells of the fixed grid are a collapse the class histogram can miss
+        return {**self.frechet.score(torch.cat(fakes), final=final), "grid_diversity": self.frechet.diversity(grid)}
 
-    def write_grids(self, ctx: Context) -> None:
-        """The progress grid (this epoch's copy and the latest) and the interpolation grid, from fixed noise."""
+    def write_grids(self, ctx: Context) -> torch.Tensor:
+        """The progress grid (this epoch's copy and the latest) and the interpolation grid, from fixed noise;
+        returns the progress grid's images (uint8, on the CPU)."""
         g = ctx.model("g")
         z, labels, per_row = self.grid
+        grid = g(z, labels)
         for name in (f"samples/epoch_{ctx.epoch + 1:04d}.png", "samples.png"):
-            write_generated(g(z, labels), per_row, ctx.run_dir / name)
+            write_generated(grid, per_row, ctx.run_dir / name)
         z, labels, per_row = self.interpolation
         write_generated(g(z, labels), per_row, ctx.run_dir / "interpolation.png")
+        return to_uint8(grid).cpu()
 
 
 JOB = GANJob

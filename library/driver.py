@@ -22,7 +22,7 @@ from library.config import ConfigError, parse, require
 from library.data import DatasetNotReady
 from library.job import load_job
 from library.search import Pinned
-from library.sweep import Sweep, expand
+from library.sweep import Sweep, resolve
 from library.tracking import sync_hint
 from library.trial import Trial, status_of
 
@@ -134,7 +134,8 @@ def parse_args(argv: list[str], sweep: Sweep) -> tuple[argparse.Namespace, dict[
 
 
 def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str]) -> tuple[Sweep, list[Trial]]:
-    """The sweep as the command line changes it, and its validated trials."""
+    """The sweep as the command line changes it (its metric the job's for the resulting config), and its
+    validated trials."""
     res = sweep.resources
     if args.workers_per_trial is not None:
         require(args.workers_per_trial >= 0, "--workers-per-trial", args.workers_per_trial, "an integer >= 0")
@@ -153,7 +154,7 @@ def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str])
     search = {k: Pinned(overrides.pop(k), v) if k in overrides else v for k, v in sweep.search.items()}
     sweep = replace(sweep, base={**sweep.base, **overrides}, grid=grid, search=search, resources=res,
                     repeats=args.repeats)
-    return sweep, expand(sweep)
+    return resolve(sweep)
 
 
 def expand_path(text: str) -> Path:

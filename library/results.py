@@ -12,6 +12,8 @@ import pandas as pd
 
 from library.checkpoint import CHECKPOINTS, load_checkpoint
 from library.files import atomic_write, read_json, write_json
+from library.fingerprint import as_text, not_comparable
+from library.metrics import names_of
 from library.metrics.coverage import detect_mode_collapse
 from library.replicates import config_table, plus_minus
 from library.sweep import RECORD, Sweep
@@ -32,15 +34,27 @@ def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:
         f"best_{metric}": status.get(f"best_{metric}"),
         "best_epoch": status.get("best_epoch"),
         **{k: v for k, v in status.items() if k.endswith(AT_BEST)},  # the test scores at the best epoch
-        # sample-quality columns, for jobs that score generated samples
-        **{k: final[k] for k in (f"{metric}_n_fake", "modes_covered") if k in final},
-        "mode_collapse": detect_mode_collapse(history, metric, status.get("mode", "min")),
+        # sample-quality columns, for jobs that score generated samples: the final scores, the real-vs-real floor
+        # beside them, and the fingerprint saying how they were measured
+        **{k: final[k] for k in quality_columns(metric) if k in final},
+        **({"fingerprint": as_text(final["fingerprint"])} if "fingerprint" in final else {}),
+        "mode_collapse": detect_mode_collapse(history, metric, status.get("mode", "min"),
+                                              names_of(metric).get("recall", "")),
         **{k: v for k, v in final.items() if k.startswith("loss")},
         "wall_s": status.get("elapsed_s"),
         "startup_s": status.get("startup_s"),
         "checkpoint": str(checkpoints[-1]) if checkpoints else "",
         "run_dir": str(run_dir),
     }
+
+
+def quality_columns(metric: str) -> list[str]:
+    """The final sample-quality scores trials.csv keeps beside the Fréchet distance `metric` (none for others)."""
+    names = names_of(metric)
+    if not names:
+        return []
+    return [f"{metric}_n_fake", "modes_covered", names["kd"], f"{names['kd']}_std", names["precision"],
+            names["recall"], f"{metric}_floor", f"{metric}_floor_n", "grid_diversity"]
 
 
 def sample_grid(run_dir: Path, best_epoch, last_epoch) -> tuple[Path | None, int | None]:
@@ -60,7 +74,8 @@ def sample_grid(run_dir: Path, best_epoch, last_epoch) -> tuple[Path | None, int
 
 def curves(trial: Trial, run_dir: Path) -> list[dict]:
     return [{"trial": trial.id, "epoch": entry["epoch"], "metric": k, "value": v}
-            for entry in read_json(run_dir / METRICS, []) for k, v in entry.items() if k != "epoch"]
+            for entry in read_json(run_dir / METRICS, []) for k, v in entry.items()
+            if k != "epoch" and isinstance(v, (int, float))]  # not the fingerprint: it is in trials.csv
 
 
 def earlier_trials(sweep: Sweep, current: set[str], run_root: Path) -> list[Trial]:
@@ -114,7 +129,7 @@ def configs(sweep: Sweep, table: pd.DataFrame) -> pd.DataFrame:
 def display_columns(table: pd.DataFrame) -> list[str]:
     """The columns a terminal table shows: no paths, reasons or losses (they are in the files), no configuration
     id (the configurations table follows), and the replicate only where there are replicates."""
-    hidden = {"checkpoint", "run_dir", "reason", "mode_collapse", "samples_epoch", "config"}
+    hidden = {"checkpoint", "run_dir", "reason", "mode_collapse", "samples_epoch", "config", "fingerprint"}
     if not (pd.to_numeric(table.get("replicate", pd.Series(dtype=float)), errors="coerce") > 0).any():
         hidden.add("replicate")
     return [c for c in table.columns if c not in hidden and not c.startswith("loss")]
@@ -138,10 +153,14 @@ def print_summary(table: pd.DataFrame, sweep: Sweep) -> None:
     """The trials table, best first, with failures and mode collapses; then, with replicates, the configurations."""
     metric, mode = sweep.metric, sweep.mode
     key = f"best_{metric}"
-    shown = table.sort_values(key, ascending=mode == "min", na_position="last")
+    unranked = not_comparable(table)
+    shown = table.sort_values("trial" if unranked else key, ascending=bool(unranked) or mode == "min",
+                              na_position="last")
     cols = display_columns(shown)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(shown[cols].to_string(index=False))
+    if unranked:
+        print(f"{metric}: {unranked}")
     for _, row in shown[shown.status.isin(["failed", "diverged"])].iterrows():
         print(f"{row.trial} {row.status}: {row.reason}")
     for _, row in shown[shown.get("mode_collapse", pd.Series("", index=shown.index)).fillna("") != ""].iterrows():
@@ -177,6 +196,8 @@ def compare_configs(sweeps: list[str], results_dir: Path) -> tuple[pd.DataFrame,
         raise ValueError("a trials.csv has no config column (written before replicates): rebuild it with "
                          f"python sweeps/NAME.py --status for each of {', '.join(sweeps)}")
     metric, mode = next(iter(scored.values()))
+    if unranked := not_comparable(trials[trials["current"]], name="sweep"):
+        raise ValueError(unranked)
     params = list(dict.fromkeys(p for spec in specs.values() for p in spec.get("params", [])))
     table = config_table(trials[trials["current"]], metric, mode, params, key=["sweep", "config"])
     return table, metric, params

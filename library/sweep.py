@@ -6,15 +6,17 @@ A sweep file holds no logic:
     from library.driver import main
     from library.sweep import Sweep
 
-    SWEEP = Sweep(name="gan_betas", job="gan", metric="fd_domain", mode="min",
+    SWEEP = Sweep(name="gan_betas", job="gan", mode="min",
                   base={"train.epochs": 6}, grid={"optim.beta1": [0.3, 0.5, 0.999]})
+
+The metric is the job's for the config (`resolve`): fd_domain by default, fid with --eval.extractor=inception.
     if __name__ == "__main__":
         main(SWEEP)
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from library.config import ConfigError, parse, require, to_dict
@@ -37,10 +39,12 @@ class Sweep:
     """Names the results folder results/NAME and the run folder runs/NAME."""
     job: str
     """Module in jobs/ that every trial runs."""
-    metric: str
-    """What the table is sorted by and the best epoch is chosen by."""
-    mode: str = "min"
-    """min or max: which way the metric is better."""
+    metric: str = ""
+    """What the table is sorted by and the best epoch is chosen by. Leave it empty: it is the job's primary metric
+    for the trials' config (`resolve`), so an override such as --eval.extractor=inception turns fd_domain into
+    fid. A name given here must be that metric."""
+    mode: str = ""
+    """min or max: which way the metric is better; empty: the job's."""
     base: dict[str, Any] = field(default_factory=dict)
     """Overrides of the job's config shared by every trial."""
     grid: dict[str, list] = field(default_factory=dict)
@@ -92,10 +96,21 @@ class Sweep:
                    early_stop=ASHA(**record["early_stop"]) if record["early_stop"] else None)
 
 
+def resolve(sweep: Sweep) -> tuple[Sweep, list[Trial]]:
+    """The sweep with its metric and mode those its job reports for the trials' config, and its trials."""
+    trials, (metric, mode) = _expand(sweep)
+    return replace(sweep, metric=metric, mode=mode), trials
+
+
 def expand(sweep: Sweep) -> list[Trial]:
     """Every grid point (times every random draw) as validated trials, `repeats` per configuration, replicates
     of one configuration next to each other; any bad value fails here, naming the field."""
-    require(sweep.mode in ("min", "max"), "mode", sweep.mode, "min or max")
+    return _expand(sweep)[0]
+
+
+def _expand(sweep: Sweep) -> tuple[list[Trial], tuple[str, str]]:
+    """The trials and the (metric, mode) that the job reports for all of them."""
+    require(sweep.mode in ("", "min", "max"), "mode", sweep.mode, "min or max (or empty: the job's)")
     require(bool(sweep.name) and sweep.name.replace("_", "").replace("-", "").isalnum(), "name", sweep.name,
             "letters, digits, - and _")
     for key, values in sweep.grid.items():
@@ -116,7 +131,7 @@ def expand(sweep: Sweep) -> list[Trial]:
         job = load_job(sweep.job)
     except ValueError as e:
         raise ConfigError("job", sweep.job, str(e)) from None
-    trials, seen = [], set()
+    trials, seen, scored = [], set(), {}
     draws = draw(sweep.search, sweep.samples, sweep.seed) if sweep.search else [{}]
     combos = list(itertools.product(*sweep.grid.values()))
     for combo in combos:
@@ -124,6 +139,7 @@ def expand(sweep: Sweep) -> list[Trial]:
             cfg = parse(job.Config, {**sweep.base, **dict(zip(sweep.grid, combo)), **point})
             config = to_dict(cfg)
             trial = Trial(trial_id(job, config), {k: config[k] for k in sweep.params}, config)
+            scored.setdefault(job.primary_metric(cfg), config)
             if trial.id not in seen:  # random draws from small Choice spaces can repeat a point
                 seen.add(trial.id)
                 trials += replicates(job, trial, sweep.repeats)
@@ -133,12 +149,24 @@ def expand(sweep: Sweep) -> list[Trial]:
     if len(seen) < len(combos) * len(draws):  # only draws repeat: grid values are distinct
         print(f"{len(combos) * len(draws)} draws gave {len(seen)} distinct trials "
               "(repeated points of Choice/IntRange spaces are run once)")
-    metric, _ = job.primary_metric(cfg)
-    require(sweep.metric == metric, "metric", sweep.metric,
-            f"{metric!r}: what job {sweep.job!r} reports with this config")
-    return trials
+    return trials, one_metric(sweep, scored)
 
 
+
+
+def one_metric(sweep: Sweep, scored: dict[tuple[str, str], dict]) -> tuple[str, str]:
+    """The one (metric, mode) of all trials (from `scored`: each to a config that reports it): a sweep ranks its
+    trials on one metric, and a name the sweep gives must be that one."""
+    if len(scored) > 1:
+        (a, config_a), (b, config_b) = list(scored.items())[:2]
+        differ = sorted(k for k in config_a if config_a[k] != config_b.get(k))
+        raise ConfigError("grid", ", ".join(differ), f"values that keep one metric: trials report {a[0]} and {b[0]}; "
+                          "put them in separate sweeps")
+    ((metric, mode),) = scored
+    require(sweep.metric in ("", metric), "metric", sweep.metric,
+            f"{metric!r}: what job {sweep.job!r} reports with this config (or leave metric out)")
+    require(sweep.mode in ("", mode), "mode", sweep.mode, f"{mode!r}: which way {metric} is better")
+    return metric, mode
 
 
 def check_repeats(sweep: Sweep) -> None:

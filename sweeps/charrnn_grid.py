@@ -11,7 +11,6 @@ from library.sweep import Sweep
 SWEEP = Sweep(
     name="charrnn_grid",
     job="charrnn",
-    metric="val_loss",
     mode="min",
     base={"data.name": "lee", "train.epochs": 10, "eval.temperature": 0.8},
     grid={"model.cell": ["rnn", "lstm", "gru"], "model.layers": [1, 2, 3], "model.hidden": [100, 300, 600],

@@ -10,7 +10,6 @@ from library.sweep import Sweep
 SWEEP = Sweep(
     name="gan_betas",
     job="gan",
-    metric="fd_domain",
     mode="min",
     # 32 px gives the generator three up-convolutions; batch 32 doubles the steps per epoch on 5,000 digits.
     base={"data.name": "mnist5k", "data.image_size": 32, "model.dropout": 0.0, "train.batch_size": 32,

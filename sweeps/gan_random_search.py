@@ -13,7 +13,6 @@ from library.sweep import Sweep
 SWEEP = Sweep(
     name="gan_random_search",
     job="gan",
-    metric="fd_domain",
     mode="min",
     base={"data.name": "mnist5k", "data.image_size": 32, "model.dropout": 0.0, "train.batch_size": 32,
           "train.epochs": 9},

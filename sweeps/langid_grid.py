@@ -11,7 +11,6 @@ from library.sweep import Sweep
 SWEEP = Sweep(
     name="langid_grid",
     job="langid",
-    metric="val_accuracy",
     mode="max",
     base={"data.name": "gensim_langs", "train.batch_size": 32, "train.epochs": 10},
     grid={"model.cell": ["gru", "lstm"], "model.layers": [1, 2], "model.hidden": [100, 600],

@@ -11,7 +11,6 @@ from library.sweep import Sweep
 SWEEP = Sweep(
     name="palindrome_lengths",
     job="palindrome",
-    metric="val_accuracy",
     mode="max",
     base={"train.epochs": 10, "train.batch_size": 64},
     grid={"model.cell": ["hand_lstm", "lstm", "rnn"], "data.length": [5, 10, 20, 40]},

@@ -13,7 +13,6 @@ from library.sweep import Sweep
 SWEEP = Sweep(
     name="pathmnist_dcgan",
     job="gan",
-    metric="fd_domain",
     mode="min",
     base={"data.name": "pathmnist", "data.image_size": 64, "model.g_width": 128, "model.d_width": 64,
           "model.dropout": 0.2, "train.batch_size": 128, "train.epochs": 30, "eval.every": 5},

@@ -11,7 +11,6 @@ from library.sweep import Sweep
 SWEEP = Sweep(
     name="sagan_vs_dcgan",
     job="gan",
-    metric="fd_domain",
     mode="min",
     base={"data.name": "mnist5k", "data.image_size": 32, "model.dropout": 0.0, "model.loss": "hinge",
           "train.batch_size": 32, "train.epochs": 8},

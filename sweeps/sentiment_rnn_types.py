@@ -11,7 +11,6 @@ from library.sweep import Sweep
 SWEEP = Sweep(
     name="sentiment_rnn_types",
     job="sentiment",
-    metric="val_accuracy",
     mode="max",
     # Word2Vec is trained once on the training split by the prepare step and shared by all four trials.
     base={"data.name": "pang_lee", "model.hidden": 64, "model.dropout": 0.5, "train.batch_size": 16,

@@ -10,7 +10,6 @@ from library.sweep import Sweep
 SWEEP = Sweep(
     name="vae_latent",
     job="vae",
-    metric="val_loss",
     mode="min",
     base={"data.name": "mnist5k", "model.hidden": 64, "optim.lr": 1e-3, "train.batch_size": 32, "train.epochs": 10},
     grid={"model.latent_dim": [2, 8, 16, 32]},

@@ -47,7 +47,7 @@ def write_sweep(folder: Path, grid: dict | None = None, *, name: str = "tiny", b
     grid = {"optim.beta1": [0.5]} if grid is None else grid
     base = {**TINY, **(base or {})}
     path.write_text(f"from {Sweep.__module__} import Sweep\nfrom {main.__module__} import main\n"
-                    f"main(Sweep(name={name!r}, job='gan', metric='fd_domain', base={base!r}, grid={grid!r}))\n")
+                    f"main(Sweep(name={name!r}, job='gan', base={base!r}, grid={grid!r}))\n")
     return path
 
 

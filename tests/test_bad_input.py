@@ -79,6 +79,10 @@ CASES = [
     ("unknown-job", {"job": "nosuchjob"}, [], ("job", "'nosuchjob'", "unknown job 'nosuchjob'; available jobs: ")),
     ("metric-the-job-does-not-report", {"metric": "fid"}, [], ("metric", "'fid'", "'fd_domain'")),
     ("mode", {"mode": "best"}, [], ("mode", "'best'", "min or max")),
+    ("mode-against-the-metric", {"mode": "max"}, [], ("mode", "'max'", "'min': which way fd_domain is better")),
+    ("metric-against-the-override", {}, ["--eval.extractor=inception"], ("metric", "'fd_domain'", "'fid'")),
+    ("two-metrics-in-one-sweep", {"grid": {"eval.extractor": ["domain", "inception"]}}, [],
+     ("grid", "eval.extractor", "trials report fd_domain and fid")),
     ("sweep-name", {"name": "bad name!"}, [], ("name", "'bad name!'", "letters, digits, - and _")),
     # datasets
     ("missing-dataset", {}, ["--data.name=mnist", "--data.root=TMP/empty"],

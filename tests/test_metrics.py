@@ -143,6 +143,48 @@ def test_mode_collapse_detection_from_history():
     assert detect_mode_collapse([{"epoch": 1, "test_loss": 30.0}, {"epoch": 2, "test_loss": 90.0}], "test_loss") == ""
 
 
+def test_mode_collapse_also_on_near_zero_recall_or_a_near_identical_grid():
+    # the main job's beta1 = beta2 = 0.999 trial: 6 of 10 modes "covered", recall 0.0012, one pattern everywhere
+    collapsed = [{"epoch": 1, "modes_covered": 6, "fd_domain": 450.0, "loss_d": 0.1},
+                 {"epoch": 2, "modes_covered": 6, "fd_domain": 420.0, "loss_d": 0.1, "recall_domain": 0.0012,
+                  "grid_diversity": 0.9}]
+    assert detect_mode_collapse(collapsed, "fd_domain", recall="recall_domain") == (
+        "recall_domain 0.0012 < 0.05 (epoch 2): the samples cover almost none of the real data")
+    one_pattern = [{**collapsed[1], "recall_domain": 0.4, "grid_diversity": 0.02}]
+    assert detect_mode_collapse(one_pattern, "fd_domain", recall="recall_domain") == (
+        "grid_diversity 0.02 < 0.25 (epoch 2): the fixed sample grid's images are near-identical")
+    healthy = [{**collapsed[1], "recall_domain": 0.4, "grid_diversity": 0.9}]
+    assert detect_mode_collapse(healthy, "fd_domain", recall="recall_domain") == ""
+
+
+def test_grid_diversity_is_about_one_for_real_digits_and_zero_for_one_repeated(scorer, mnist):
+    _, (held_out, _) = mnist
+    assert 0.8 < scorer.diversity(held_out[:16]) < 1.2
+    assert scorer.diversity(held_out[:1].repeat(16, 1, 1, 1)) == 0
+    assert scorer.diversity(held_out[:16] // 8) < 0.25  # near-black: all alike
+
+
+def test_a_final_score_carries_its_fingerprint_and_the_cached_real_vs_real_floor(scorer, mnist, cache_dir,
+                                                                                monkeypatch):
+    import hashlib
+
+    _, (held_out, _) = mnist
+    calls = []
+    calculate = torch_fidelity.calculate_metrics
+    monkeypatch.setattr(torch_fidelity, "calculate_metrics", lambda **kw: calls.append(kw) or calculate(**kw))
+    first = scorer.score(held_out[:300], final=True)
+    weights = cache_dir / "extractors" / f"{scorer.cache_key}.pt"
+    assert first["fingerprint"] == {
+        "extractor": EXTRACTOR_NAME, "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "torch_fidelity": torch_fidelity.__version__, "input": "28x28, as generated (no resize)", "n_real": 2500,
+        "n_fake": 300, "reference": scorer.cache_key}
+    assert first["fd_domain_floor_n"] == 300 and 0 < first["fd_domain_floor"] < first["fd_domain"]
+    assert scorer.score(noise(300), final=True)["fd_domain"] > 5 * first["fd_domain_floor"]
+    assert len(calls) == 3  # the floor was computed once (two halves of 300), then read from the cache
+    assert len(list((cache_dir / "floors").glob("*-300.json"))) == 1
+    assert scorer.score(held_out[:100])["fingerprint"]["n_fake"] == 100  # every score, with its own count
+
+
 def test_unlabelled_images_refuse_the_domain_extractor_with_a_way_out(mnist, tmp_path):
     (images, _), _ = mnist
     with pytest.raises(ValueError, match="no labels.*extractor='inception'"):

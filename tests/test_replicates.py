@@ -289,3 +289,17 @@ def test_compare_judges_configurations_of_several_sweeps_against_the_best_of_all
 def test_repeats_are_kept_in_the_sweep_record():
     record = grid_sweep(repeats=4).record()
     assert record["repeats"] == 4 and Sweep.from_record(record).repeats == 4
+
+
+def test_compare_refuses_to_rank_sweeps_scored_differently_and_names_the_difference(tmp_path):
+    write_results(tmp_path, "one", {k: TRIALS[k] for k in "ab"}, repeats=3)
+    write_results(tmp_path, "two", {"x": TRIALS["c"]}, repeats=3)
+    for name, extractor_weights in (("one", "aaaa"), ("two", "bbbb")):
+        path = tmp_path / "results" / name / "trials.csv"
+        pd.read_csv(path).assign(fingerprint=f"extractor=library-domain-cnn; weights_sha256={extractor_weights}; "
+                                 "n_fake=1000").to_csv(path, index=False)
+    cli = [sys.executable, "-m", "library.results", "compare", "--results-dir", str(tmp_path / "results"), "one", "two"]
+    refused = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    assert "not ranked: the scores were measured differently (weights_sha256 aaaa (one/" in refused.stderr
+    assert "vs bbbb (two/" in refused.stderr and "n_fake" not in refused.stderr.split("(weights_sha256")[0]

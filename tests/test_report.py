@@ -319,3 +319,42 @@ def test_renders_in_headless_chromium(tmp_path):
     broken = out / "broken.html"
     broken.write_text('<html><body><img src="data:image/png;base64,iVBORw0KGgoAAAA="></body></html>')
     assert loaded_images(tmp_path, broken) == (1, 1)
+
+
+FINGERPRINT = ("extractor=library-domain-cnn; weights_sha256=5e1f; torch_fidelity=0.4.0; input=28x28, as generated "
+               "(no resize); n_real=5000; n_fake=1000; reference=mnist5k-train-28-2c34bbbc45")
+
+
+def with_fingerprints(out: Path, other: dict[str, str]) -> None:
+    """Every trial scored as FINGERPRINT, except those in `other` (trial -> its fingerprint); a floor beside."""
+    table = pd.read_csv(out / "trials.csv")
+    table["fingerprint"] = [other.get(t, FINGERPRINT) for t in table.trial]
+    table[f"{METRIC}_floor"], table[f"{METRIC}_floor_n"] = 3.25, 1000
+    table.to_csv(out / "trials.csv", index=False)
+
+
+def test_scores_measured_alike_rank_with_the_real_vs_real_floor_beside_them(tmp_path):
+    out = make_results(tmp_path)
+    with_fingerprints(out, {})
+    page = build_report(out).read_text()
+    assert summary_order(page)[:4] == BEST_FIRST and "Best trial" in page and "not ranked" not in page
+    assert "real-vs-real floor of fd_domain: <b>3.25</b>" in page and "1000 images each" in page
+    assert "<th>real-vs-real floor</th>" in page
+
+
+def test_scores_measured_differently_are_not_ranked_and_the_report_and_table_say_why(tmp_path, capsys):
+    from library.results import print_summary
+    from library.sweep import Sweep
+
+    out = make_results(tmp_path)
+    with_fingerprints(out, {"gan-aaaa0003": FINGERPRINT.replace("n_fake=1000", "n_fake=100")})
+    page = build_report(out).read_text()
+    why = "not ranked: the scores were measured differently (n_fake 1000 (gan-aaaa0001, gan-aaaa0002, gan-aaaa0004)"
+    assert html.escape(why) in page and "100 (gan-aaaa0003)" in page
+    assert "Best trial" not in page and "in trial order (not ranked)" in page
+    assert summary_order(page) == sorted(summary_order(page))  # trial order, no "best first"
+    print_summary(pd.read_csv(out / "trials.csv"), Sweep(name="demo", job="gan", metric=METRIC, mode="min"))
+    printed = capsys.readouterr().out
+    assert f"{METRIC}: {why}" in printed
+    rows = [line.split()[0] for line in printed.splitlines() if line.startswith("gan-aaaa")]
+    assert rows[:6] == sorted(rows[:6])

@@ -118,3 +118,28 @@ def test_compare_combines_sweeps_into_one_table(swept, tmp_path):
     out = subprocess.run([sys.executable, "-m", "library.results", "compare", "tiny", "missing", "--results-dir",
                           str(results)], capture_output=True, text=True)
     assert out.returncode == 2 and "run python sweeps/missing.py first" in out.stderr
+
+
+def test_the_metric_follows_the_config_so_every_gan_sweep_can_report_fid():
+    from library.config import ConfigError
+    from library.sweep import Sweep, resolve
+
+    gan = dict(name="m", job="gan", base=dict(TINY), grid={"optim.beta1": [0.3, 0.5]})
+    domain, trials = resolve(Sweep(**gan))
+    assert (domain.metric, domain.mode) == ("fd_domain", "min")
+    fid, fid_trials = resolve(Sweep(**{**gan, "base": {**TINY, "eval.extractor": "inception"}}))
+    assert (fid.metric, fid.mode) == ("fid", "min") and len(fid_trials) == len(trials) == 2
+    # unlabelled faces need Inception, and now have a sweep metric for it
+    faces, _ = resolve(Sweep(**{**gan, "base": {**TINY, "data.name": "faces", "eval.extractor": "inception"}}))
+    assert faces.metric == "fid"
+    with pytest.raises(ConfigError, match="metric='fd_domain' is not allowed: 'fid'"):
+        resolve(Sweep(**{**gan, "metric": "fd_domain", "base": {**TINY, "eval.extractor": "inception"}}))
+    with pytest.raises(ConfigError, match="trials report fd_domain and fid"):
+        resolve(Sweep(**{**gan, "grid": {"eval.extractor": ["domain", "inception"]}}))
+
+
+def test_a_sweep_file_without_a_metric_line_reports_fid_with_the_inception_override(tmp_path):
+    out = subprocess.run([sys.executable, str(Path("sweeps/gan_betas.py").resolve()), "--backend=local", "--dry-run",
+                          "--eval.extractor=inception"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("gan_betas: 6 trials of job 'gan', metric fid (min)")

@@ -8,7 +8,7 @@ import pytest
 from helpers import ROOT, TINY, write_pathmnist
 from library.config import parse, to_dict
 from library.driver import main
-from library.sweep import expand
+from library.sweep import resolve
 from library.job import load_job
 from library.resources import Resources
 from library.train import fit
@@ -48,7 +48,7 @@ def test_sweep_file_dry_runs_and_its_last_trial_trains(path, tmp_path, capsys):
     sweep = load_sweep(path)
     assert sweep.name == path.stem, "a sweep's name is its file's name (results/NAME, runs/NAME)"
     main(sweep, ["--dry-run", "--backend=local", f"--runs-dir={tmp_path}"])
-    trials = expand(sweep)
+    sweep, trials = resolve(sweep)  # the metric the sweep ranks by, the job's for this config
     assert f"{len(trials)} trials" in capsys.readouterr().out
 
     job = load_job(sweep.job)

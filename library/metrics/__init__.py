@@ -2,7 +2,7 @@
 Inception, fd_domain/kd_domain with the dataset's own classifier), mode coverage and mode-collapse detection."""
 
 from library.metrics.coverage import detect_mode_collapse, mode_coverage
-from library.metrics.frechet import FrechetScorer, inception_available, metric_name, metric_names
+from library.metrics.frechet import FrechetScorer, inception_available, metric_name, metric_names, names_of
 
-__all__ = ["FrechetScorer", "detect_mode_collapse", "inception_available", "metric_name", "metric_names",
+__all__ = ["FrechetScorer", "detect_mode_collapse", "inception_available", "metric_name", "metric_names", "names_of",
            "mode_coverage"]

@@ -28,6 +28,14 @@ COVERAGE_DROP = 2
 SCORE_RISE = 2.0
 """Mode collapse: the Fréchet score ends this many times above its best, with every loss finite."""
 
+MIN_RECALL = 0.05
+"""Mode collapse: the final recall (the share of real images inside the generated manifold) below this. Our
+choice: the collapsed main-job trial ends at 0.0012."""
+
+MIN_DIVERSITY = 0.25
+"""Mode collapse: the fixed sample grid's mean pairwise distance below this fraction of the real data's. Our
+choice: one pattern drawn in every cell gives about 0."""
+
 
 def class_histogram(classifier: DomainClassifier, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
     """How many of the uint8 N x C x H x W images the classifier assigns to each class with confidence."""
@@ -55,11 +63,26 @@ def mode_coverage(fake_counts: torch.Tensor, real_counts: torch.Tensor, n_fake: 
     return {**out, "modes_covered": int((fake >= MIN_SHARE * real).sum()), "class_kl": kl}
 
 
-def detect_mode_collapse(history: list[dict], metric: str, mode: str = "min") -> str:
+def pairwise_spread(images: torch.Tensor) -> float:
+    """The mean L2 distance between two different images of the uint8 set, pixels scaled to [-1, 1]."""
+    flat = to_float(images).flatten(1).double()
+    n = len(flat)
+    return (torch.cdist(flat, flat).sum() / (n * (n - 1))).item()
+
+
+def detect_mode_collapse(history: list[dict], metric: str, mode: str = "min", recall: str = "") -> str:
     """Why this trial looks mode-collapsed ("" if it does not), from its per-epoch metrics: coverage
-    falling COVERAGE_DROP classes below its best, or the Fréchet score `metric` (mode min) ending SCORE_RISE
-    times above its best while the losses stay finite (a diverged trial is reported as diverged instead)."""
+    falling COVERAGE_DROP classes below its best, the Fréchet score `metric` (mode min) ending SCORE_RISE
+    times above its best while the losses stay finite (a diverged trial is reported as diverged instead), the
+    last `recall` below MIN_RECALL, or the last sample grid's grid_diversity below MIN_DIVERSITY."""
     reasons = []
+    last = history[-1] if history else {}
+    if last.get(recall) is not None and last[recall] < MIN_RECALL:
+        reasons.append(f"{recall} {last[recall]:.3g} < {MIN_RECALL} (epoch {last['epoch']}): the samples cover "
+                       "almost none of the real data")
+    if last.get("grid_diversity") is not None and last["grid_diversity"] < MIN_DIVERSITY:
+        reasons.append(f"grid_diversity {last['grid_diversity']:.3g} < {MIN_DIVERSITY} (epoch {last['epoch']}): "
+                       "the fixed sample grid's images are near-identical")
     covered = [(e["epoch"], e["modes_covered"]) for e in history if e.get("modes_covered") is not None]
     if covered:
         best_epoch, best = max(covered, key=lambda item: item[1])

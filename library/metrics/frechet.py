@@ -5,9 +5,13 @@ because compute nodes are offline) and a small classifier trained on the real se
 `kd_domain`; works anywhere). The real set's features and statistics are cached per real set (its name and a
 digest of its images) and extractor weights, so a trial only pays for its own generated images. On a labelled
 dataset the same classifier also counts which classes the generated images fall into (library.metrics.coverage).
+Every score carries its fingerprint (library.fingerprint: what else it depends on), a final score the real set's
+floor (two disjoint halves of the real images against each other, cached), and the job adds the sample grid's
+diversity (`diversity`) for mode-collapse detection.
 """
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -16,12 +20,15 @@ import torch_fidelity
 from torch.utils.data import Dataset
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
-from library.metrics.coverage import class_histogram, mode_coverage
+from library.files import build_once, read_json
+from library.metrics.coverage import class_histogram, mode_coverage, pairwise_spread
 from library.metrics.domain_extractor import EXTRACTOR_NAME, load_domain_classifier, load_or_train
 
 _FIDELITY_EXTRACTORS = {"inception": "inception-v3-compat", "domain": EXTRACTOR_NAME}
 KID_SUBSET_SIZE = 1000  # torch-fidelity's default; smaller sample sets use subsets of all their images
 MAX_REAL = 10_000  # reference images; more only slows precision/recall (its k-NN radii are not cached)
+SPREAD_REAL = 256  # real images whose mean pairwise distance is the yardstick of grid_diversity (our choice)
+INCEPTION_INPUT = "299x299, resized by torch-fidelity's TF1-compatible bilinear interpolation"
 
 
 def metric_names(extractor: str) -> dict[str, str]:
@@ -38,6 +45,11 @@ def metric_names(extractor: str) -> dict[str, str]:
 def metric_name(extractor: str) -> str:
     """The Fréchet distance's name: the primary metric of a generative job."""
     return metric_names(extractor)["fd"]
+
+
+def names_of(metric: str) -> dict[str, str]:
+    """metric_names of the extractor whose Fréchet distance is `metric` (fid, fd_domain); {} for any other metric."""
+    return next((metric_names(e) for e in _FIDELITY_EXTRACTORS if metric_name(e) == metric), {})
 
 
 def inception_weights_path(cache_dir: str | os.PathLike) -> Path:
@@ -74,9 +86,9 @@ class _UInt8RGB(Dataset):
         return self.images[i].expand(3, -1, -1)
 
 
-def _short_hash(path: Path) -> str:
+def _sha256(path: Path) -> str:
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:10]
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def content_hash(images: torch.Tensor, labels: torch.Tensor | None) -> str:
@@ -126,8 +138,10 @@ class FrechetScorer:
         self.cache_key = f"{dataset_key}-{content_hash(real_images, real_labels if self.labelled else None)}"
         self.cache_dir, self.device = Path(cache_dir), device
         self._kwargs = None  # torch-fidelity arguments, resolved on first use (that may train the extractor)
+        self._weights_sha256 = None
         self._classifier = None
         self._real_counts = None
+        self._real_spread = None
 
     def prepare(self) -> None:
         """Train/load (or download) the extractor and cache the real statistics: once, on the login node."""
@@ -151,9 +165,11 @@ class FrechetScorer:
         result = torch_fidelity.calculate_metrics(input1=fake, **extra, **self._fidelity_kwargs(may_download=False))
         # torch-fidelity names them "frechet_inception_distance" etc. whatever the extractor
         scores = {names["fd"]: result[torch_fidelity.KEY_METRIC_FID], f"{names['fd']}_n_fake": n_fake,
-                  f"{names['fd']}_n_real": n_real}
+                  f"{names['fd']}_n_real": n_real, "fingerprint": self.fingerprint(n_fake)}
         if final:
+            floor, floor_n = self.floor(n_fake)
             scores.update({
+                f"{names['fd']}_floor": floor, f"{names['fd']}_floor_n": floor_n,
                 names["kd"]: result[torch_fidelity.KEY_METRIC_KID_MEAN],
                 f"{names['kd']}_std": result[torch_fidelity.KEY_METRIC_KID_STD],
                 # generated = input1 here: precision is the share of fakes inside the real manifold, recall the
@@ -166,6 +182,41 @@ class FrechetScorer:
                 self._real_counts = class_histogram(self.classifier(), self.real.images)
             scores.update(mode_coverage(class_histogram(self.classifier(), fake_images), self._real_counts, n_fake))
         return scores
+
+    def fingerprint(self, n_fake: int) -> dict:
+        """What a score depends on besides the generator: two scores rank against each other only if these agree."""
+        self._fidelity_kwargs(may_download=False)
+        return {
+            "extractor": _FIDELITY_EXTRACTORS[self.extractor], "weights_sha256": self._weights_sha256,
+            "torch_fidelity": torch_fidelity.__version__,
+            "input": INCEPTION_INPUT if self.extractor == "inception" else
+            "x".join(map(str, self.real.images.shape[2:])) + ", as generated (no resize)",
+            "n_real": len(self.real), "n_fake": n_fake, "reference": self.cache_key,
+        }
+
+    def floor(self, n: int) -> tuple[float, int]:
+        """The Fréchet distance between two disjoint random halves of the real set, each of n images (at most half
+        the set): what a perfect generator would score with n samples. Computed once per real set, extractor and
+        n, and cached as JSON; returns (distance, images per half)."""
+        n = min(n, len(self.all_images) // 2)
+        path = self.cache_dir / "floors" / f"{self._fidelity_kwargs(False)['input2_cache_name']}-{n}.json"
+
+        def compute(tmp: Path) -> None:
+            order = torch.randperm(len(self.all_images), generator=torch.Generator().manual_seed(1))
+            halves = [_UInt8RGB(self.all_images[idx.sort().values]) for idx in (order[:n], order[n:2 * n])]
+            kwargs = {k: v for k, v in self._kwargs.items() if not k.startswith("input2")}
+            result = torch_fidelity.calculate_metrics(input1=halves[0], input2=halves[1], **{**kwargs, "cache": False})
+            tmp.write_text(json.dumps({"fd": result[torch_fidelity.KEY_METRIC_FID], "n": n}))
+
+        return read_json(build_once(path, compute))["fd"], n
+
+    def diversity(self, images: torch.Tensor) -> float:
+        """The mean pairwise pixel distance of uint8 `images` (the fixed sample grid) over that of real images:
+        about 1 for samples as varied as the data, near 0 when the generator draws one pattern everywhere."""
+        if self._real_spread is None:
+            keep = torch.randperm(len(self.all_images), generator=torch.Generator().manual_seed(2))[:SPREAD_REAL]
+            self._real_spread = pairwise_spread(self.all_images[keep])
+        return pairwise_spread(images) / self._real_spread
 
     def classifier(self):
         """The dataset's classifier (the domain extractor's CNN), for mode coverage."""
@@ -180,10 +231,11 @@ class FrechetScorer:
     def _fidelity_kwargs(self, may_download: bool) -> dict:
         if self._kwargs is None:
             weights = self._extractor_weights(may_download)
+            self._weights_sha256 = _sha256(weights)
             self._kwargs = dict(
                 input2=self.real,
                 # The weights' hash in the name: a retrained extractor must not reuse stale statistics.
-                input2_cache_name=f"{self.cache_key}-{len(self.real)}-{_short_hash(weights)}",
+                input2_cache_name=f"{self.cache_key}-{len(self.real)}-{self._weights_sha256[:10]}",
                 fid=True,
                 feature_extractor=_FIDELITY_EXTRACTORS[self.extractor],
                 feature_extractor_weights_path=str(weights),

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from library.files import read_json
+from library.fingerprint import not_comparable
 from library.report.format import labels
 from library.trial import AT_BEST, Status
 
@@ -32,6 +33,11 @@ class SweepInfo:
         self.repeats: int = int(spec.get("repeats") or 1)
         # The test scores at each trial's best epoch (chosen on `metric`, a validation score): the numbers to quote.
         self.at_best: list[str] = [c for c in trials.columns if str(c).endswith(AT_BEST)]
+        self.unranked: str = not_comparable(trials)  # why the trials' scores cannot be ranked ("" if they can)
+        # The real-vs-real floor of the metric: what two halves of the real data score against each other.
+        floors = trials[[f"{self.metric}_floor", f"{self.metric}_floor_n"]].dropna().drop_duplicates() \
+            if {f"{self.metric}_floor", f"{self.metric}_floor_n"} <= set(trials.columns) else pd.DataFrame()
+        self.floors: list[tuple[float, int]] = [(float(f), int(n)) for f, n in floors.itertuples(index=False)]
 
     @property
     def better(self) -> str:
@@ -69,9 +75,13 @@ def load(results_dir: Path) -> tuple[SweepInfo, pd.DataFrame, pd.DataFrame]:
     best = numeric(trials, f"best_{sweep.metric}")
     trials["score"] = best.fillna(numeric(trials, sweep.metric))
     trials["_group"] = (~trials.status.isin(GOOD) | trials.score.isna()).astype(int)
-    trials = trials.sort_values(["_group", "score"], ascending=[True, sweep.mode == "min"],
-                                na_position="last", kind="stable").reset_index(drop=True)
-    trials["rank"] = range(1, len(trials) + 1)
+    if sweep.unranked:  # scores measured differently: in trial order, without ranks
+        trials = trials.sort_values("trial", kind="stable").reset_index(drop=True)
+        trials["rank"] = np.nan
+    else:
+        trials = trials.sort_values(["_group", "score"], ascending=[True, sweep.mode == "min"],
+                                    na_position="last", kind="stable").reset_index(drop=True)
+        trials["rank"] = range(1, len(trials) + 1)
     trials["label"] = labels(trials, sweep.params)
 
     curves = curves.copy()

@@ -77,22 +77,24 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
     m = sweep.metric
     reasons = bool(((trials["reason"] != "") | (trials["mode_collapse"] != "")).any())
     replicated = sweep.repeats > 1 and "replicate" in trials
+    floor = f"{m}_floor" in trials
     head = (["#"] + [f'<span title="{e(p)}">{e(short[p])}</span>' for p in sweep.params]
             + (["replicate"] if replicated else [])
             + ["status", f"best {e(m)}", "best epoch"] + [e(at_best_head(c)) for c in sweep.at_best]
-            + [f"final {e(m)}", "epochs"]
+            + [f"final {e(m)}"] + ["real-vs-real floor"] * floor + ["epochs"]
             + ["wall time", "trial"] + (["reason"] if reasons else []))
     rows = []
     for _, r in trials.iterrows():
         bad = r["status"] not in GOOD or pd.isna(r["score"])
         cls = "bad" if bad else ("top" if r["rank"] == 1 else "")
-        cells = [f'<td class="num">{r["rank"]}</td>']
+        cells = [f'<td class="num">{e(fmt(r["rank"]))}</td>']
         cells += [f'<td class="num">{e(fmt(r[p]))}</td>' for p in sweep.params]
         if replicated:
             cells.append(f'<td class="num">{e(fmt(r["replicate"]))}</td>')
         cells.append(f"<td>{badge(r['status'])}</td>")
         cells.append(f'<td class="num">{e(fmt(r["score"]))}</td>')
-        cells += [f'<td class="num">{e(fmt(r.get(c)))}</td>' for c in ("best_epoch", *sweep.at_best, m, "epochs")]
+        cells += [f'<td class="num">{e(fmt(r.get(c)))}</td>' for c in ("best_epoch", *sweep.at_best, m,
+                                                                        *[f"{m}_floor"] * floor, "epochs")]
         cells.append(f'<td class="num">{e(fmt_seconds(r.get("wall_s")))}</td>')
         cells.append(f'<td class="id">{e(r["trial"])}</td>')
         if reasons:
@@ -268,8 +270,13 @@ def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]]
         parts.append(f'<p class="meta">base config: {e(base)}</p>')
     if configs is not None:
         parts.append(best_config(sweep, configs))
+    for value, n in sweep.floors:
+        parts.append(f'<p class="meta">real-vs-real floor of {e(m)}: <b>{e(fmt(value))}</b> (two disjoint halves of '
+                     f"the real data, {n} images each: what a perfect generator would score)</p>")
     ranked = trials[trials["status"].isin(GOOD) & trials["score"].notna()]
-    if len(ranked):
+    if sweep.unranked:
+        parts.append(f'<div class="best" style="background:#ffebe9;border-color:#ff8182">{e(sweep.unranked)}</div>')
+    elif len(ranked):
         b = ranked.iloc[0]
         parts.append(f'<div class="best">Best trial: <b>{e(b["label"])}</b> '
                      f'<span class="id">{e(b["trial"])}</span> — best {e(m)} <b>{e(fmt(b["score"]))}</b>'
@@ -281,7 +288,8 @@ def render(sweep: SweepInfo, trials: pd.DataFrame, plots: list[tuple[str, Path]]
                      f"No trial reported {e(m)}.</div>")
     if configs is not None:
         parts += [f"<h2>Configurations, best mean {e(m)} first</h2>", configs_table(sweep, configs)]
-    parts += [f"<h2>Trials, best {e(m)} first</h2>", summary_table(sweep, trials)]
+    order = "in trial order (not ranked)" if sweep.unranked else f"best {e(m)} first"
+    parts += [f"<h2>Trials, {order}</h2>", summary_table(sweep, trials)]
     grid = grid_table(sweep, trials, configs)
     if grid:
         parts += [f"<h2>Grid of best {e(m)}{' (mean ± 95% CI)' * (configs is not None)}</h2>", grid]
