@@ -91,7 +91,9 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
 def command(sweep: Sweep, argv: list[str], *flags: str) -> str:
     """This sweep's command line as the user typed it (overrides, folders, backend), with other action flags: a
     suggestion typed as shown finds the same sweep."""
-    script = sys.argv[0] if Path(sys.argv[0]).name == f"{sweep.name}.py" else f"sweeps/{sweep.name}.py"
+    preset = parse_args(argv, sweep)[0].preset
+    name = sweep.name.removesuffix(f"-{preset}") if preset else sweep.name  # a preset's sweep is FILE-PRESET
+    script = sys.argv[0] if Path(sys.argv[0]).name == f"{name}.py" else f"sweeps/{name}.py"
     kept = [a for a in argv if a.split("=")[0] not in ACTIONS]
     return shlex.join(["python", script, *kept, *flags])
 
@@ -100,6 +102,9 @@ def parse_args(argv: list[str], sweep: Sweep) -> tuple[argparse.Namespace, dict[
     parser = argparse.ArgumentParser(prog=f"python sweeps/{sweep.name}.py", allow_abbrev=False,
                                      description=f"Run the {sweep.name} sweep ({sweep.job} job) and write results/{sweep.name}/.",
                                      epilog="Any other --section.key=value overrides the job config of every trial.")
+    presets = ", ".join(sweep.presets) or "none"
+    parser.add_argument("--preset", help=f"run another setup of the study instead of the file's own (this sweep's: "
+                        f"{presets}; seed = the original report's), under runs/ and results/{sweep.name}-PRESET")
     parser.add_argument("--dataset", help="data.name for every trial (python -m library.data list)")
     parser.add_argument("--epochs", help="train.epochs for every trial")
     parser.add_argument("--repeats", type=int, default=sweep.repeats,
@@ -132,7 +137,9 @@ def parse_args(argv: list[str], sweep: Sweep) -> tuple[argparse.Namespace, dict[
 
 
 def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str]) -> tuple[Sweep, list[Trial]]:
-    """The sweep as the command line changes it, and its validated trials."""
+    """The sweep as the command line changes it (its --preset, then the overrides), and its validated trials."""
+    if args.preset is not None:
+        sweep = sweep.preset(args.preset)
     res = sweep.resources
     if args.workers_per_trial is not None:
         require(args.workers_per_trial >= 0, "--workers-per-trial", args.workers_per_trial, "an integer >= 0")

@@ -7,14 +7,17 @@ A sweep file holds no logic:
     from library.sweep import Sweep
 
     SWEEP = Sweep(name="gan_betas", job="gan", metric="fd_domain", mode="min",
-                  base={"train.epochs": 6}, grid={"optim.beta1": [0.3, 0.5, 0.999]})
+                  base={"train.epochs": 6}, grid={"optim.beta1": [0.3, 0.5, 0.999]},
+                  presets={"seed": Preset(base={"data.name": "faces", ...}, grid={...}, metric="fid")})
     if __name__ == "__main__":
         main(SWEEP)
+
+`python sweeps/gan_betas.py --preset=seed` runs the preset's setup instead of the file's own (see Preset).
 """
 from __future__ import annotations
 
 import itertools
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from library.config import ConfigError, parse, require, to_dict
@@ -29,6 +32,26 @@ MAX_TRIALS = 5000
 RECORD = "sweep.json"
 """A sweep's record (see Sweep.record): in results/SWEEP/ for the report, in runs/SWEEP/ray_slurm/ with the
 trials for the driver inside a ray-slurm job."""
+
+
+@dataclass(kw_only=True)
+class Preset:
+    """Another setup of a sweep's study, chosen with `--preset=NAME` (`seed`: the original report's). It replaces
+    the sweep's base config and axes whole (nothing of the sweep file's own base leaks in); job, mode, repeats,
+    early stopping and resources stay the sweep's (--gpus-per-worker sets those). Its trials and results live
+    apart from the default's, under runs/SWEEP-NAME and results/SWEEP-NAME."""
+
+    base: dict[str, Any]
+    """Overrides of the job's config shared by every trial (Sweep.base)."""
+    grid: dict[str, list] = field(default_factory=dict)
+    """Config key -> values; every combination is one trial (Sweep.grid)."""
+    search: dict[str, Any] = field(default_factory=dict)
+    """Config key -> distribution: random search (Sweep.search)."""
+    samples: int = 1
+    """Random draws from `search` per grid point (Sweep.samples)."""
+    metric: str = ""
+    """The metric, where the preset's config makes the job report another one (fid on unlabelled faces); ""
+    keeps the sweep's."""
 
 
 @dataclass(kw_only=True)
@@ -61,6 +84,16 @@ class Sweep:
     """What each trial runs on."""
     project: str = DEFAULT_PROJECT
     """W&B project of the trials' runs (group = the sweep's name)."""
+    presets: dict[str, Preset] = field(default_factory=dict)
+    """Other setups of the study, by name, run with `--preset=NAME` (see Preset)."""
+
+    def preset(self, name: str) -> Sweep:
+        """The sweep as preset `name` sets it up, named NAME-PRESET (its own runs/ and results/ folders)."""
+        require(name in self.presets, "--preset", name,
+                f"one of {', '.join(self.presets)}" if self.presets else f"none: sweep {self.name!r} has no presets")
+        p = self.presets[name]
+        return replace(self, name=f"{self.name}-{name}", base=p.base, grid=p.grid, search=p.search, samples=p.samples,
+                       metric=p.metric or self.metric, presets={})
 
     @property
     def params(self) -> list[str]:
