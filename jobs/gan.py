@@ -160,6 +160,14 @@ class GANJob(Job):
             fakes.append(to_uint8(g(sample_noise(cfg.model, len(chunk), "cpu", gen).to(ctx.device), labels)).cpu())
         return self.frechet.score(torch.cat(fakes), final=final)
 
+    def snapshot_every(self) -> int:
+        return self.cfg.eval.grid_every_steps
+
+    def snapshot(self, ctx: Context, step: int) -> None:
+        """The progress grid after `step` training steps, from the same fixed noise as the per-epoch grids."""
+        z, labels, per_row = self.grid
+        write_generated(ctx.model("g")(z, labels), per_row, ctx.run_dir / f"samples/step_{step:08d}.png")
+
     def write_grids(self, ctx: Context) -> None:
         """The progress grid (this epoch's copy and the latest) and the interpolation grid, from fixed noise."""
         g = ctx.model("g")

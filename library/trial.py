@@ -21,6 +21,7 @@ from library.files import read_json, write_json
 
 STATUS = "status.json"
 METRICS = "metrics.json"
+STEPS = "steps.json"  # every train.log_every_steps-th step's values, when that is on
 STOP_REQUEST = "checkpoint_now"
 """A file in the run dir that asks the trial to checkpoint at its next step boundary and end (preemption, the
 time limit's warning signal): what a Slurm task's signal handler and the ray-slurm job's trap write."""
