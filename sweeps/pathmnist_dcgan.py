@@ -11,7 +11,6 @@ generated images, the best-by-FID model kept. Its losses go negative, so its obj
 defaults (Gulrajani et al.: gradient penalty 10, 5 critic steps per generator step, Adam lr 1e-4, betas 0 and
 0.9), the final FID on 1,000 images too, train.max_loss 1e6 (the report's D loss reached 3.8e4 and training
 went on; a loss above train.max_loss, or NaN/Inf, ends a trial as `diverged`).
-Waits on the report-000 models being merged: model.arch=pathmnist64 and model.loss=wgan-gp.
 
 Launch:  python -m library.data prepare pathmnist --size 64     (once, on a machine with internet)
          python sweeps/pathmnist_dcgan.py --gpus-per-worker=1    (a GPU per trial: CPU takes hours an epoch)
