@@ -91,9 +91,8 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
 def command(sweep: Sweep, argv: list[str], *flags: str) -> str:
     """This sweep's command line as the user typed it (overrides, folders, backend), with other action flags: a
     suggestion typed as shown finds the same sweep."""
-    preset = parse_args(argv, sweep)[0].preset
-    name = sweep.name.removesuffix(f"-{preset}") if preset else sweep.name  # a preset's sweep is FILE-PRESET
-    script = sys.argv[0] if Path(sys.argv[0]).name == f"{name}.py" else f"sweeps/{name}.py"
+    default = sweep.command.split()[1]  # sweeps/FILE.py: a preset's sweep is named FILE-PRESET
+    script = sys.argv[0] if Path(sys.argv[0]).name == Path(default).name else default
     kept = [a for a in argv if a.split("=")[0] not in ACTIONS]
     return shlex.join(["python", script, *kept, *flags])
 
@@ -139,7 +138,7 @@ def parse_args(argv: list[str], sweep: Sweep) -> tuple[argparse.Namespace, dict[
 def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str]) -> tuple[Sweep, list[Trial]]:
     """The sweep as the command line changes it (its --preset, then the overrides), and its validated trials."""
     if args.preset is not None:
-        sweep = sweep.preset(args.preset)
+        sweep = sweep.with_preset(args.preset)
     res = sweep.resources
     if args.workers_per_trial is not None:
         require(args.workers_per_trial >= 0, "--workers-per-trial", args.workers_per_trial, "an integer >= 0")

@@ -86,14 +86,22 @@ class Sweep:
     """W&B project of the trials' runs (group = the sweep's name)."""
     presets: dict[str, Preset] = field(default_factory=dict)
     """Other setups of the study, by name, run with `--preset=NAME` (see Preset)."""
+    preset: str = ""
+    """The preset this sweep was set up by ("" = the sweep file's own setup); its name is then FILE-PRESET."""
 
-    def preset(self, name: str) -> Sweep:
-        """The sweep as preset `name` sets it up, named NAME-PRESET (its own runs/ and results/ folders)."""
+    def with_preset(self, name: str) -> Sweep:
+        """The sweep as preset `name` sets it up, named FILE-PRESET (its own runs/ and results/ folders)."""
         require(name in self.presets, "--preset", name,
                 f"one of {', '.join(self.presets)}" if self.presets else f"none: sweep {self.name!r} has no presets")
         p = self.presets[name]
         return replace(self, name=f"{self.name}-{name}", base=p.base, grid=p.grid, search=p.search, samples=p.samples,
-                       metric=p.metric or self.metric, presets={})
+                       metric=p.metric or self.metric, presets={}, preset=name)
+
+    @property
+    def command(self) -> str:
+        """How a user runs this sweep: `python sweeps/FILE.py`, with its --preset."""
+        file = self.name.removesuffix(f"-{self.preset}") if self.preset else self.name
+        return f"python sweeps/{file}.py" + (f" --preset={self.preset}" if self.preset else "")
 
     @property
     def params(self) -> list[str]:
@@ -109,7 +117,8 @@ class Sweep:
         """What another process needs to know of this sweep, as JSON (RECORD); with the trials to run, if given.
         The W&B settings are the login node's (its W&B mode), not those of wherever the record is read."""
         out = {"name": self.name, "job": self.job, "metric": self.metric, "mode": self.mode, "params": self.params,
-               "base": self.base, "repeats": self.repeats, "project": self.project, "resources": asdict(self.resources),
+               "base": self.base, "repeats": self.repeats, "project": self.project, "preset": self.preset,
+               "resources": asdict(self.resources),
                "early_stop": asdict(self.early_stop) if self.early_stop else None, "tracking": self.tracking()}
         if trials is not None:
             out["trials"] = [t.to_json() for t in trials]
@@ -121,7 +130,7 @@ class Sweep:
         trials are what runs)."""
         return cls(name=record["name"], job=record["job"], metric=record["metric"], mode=record["mode"],
                    base=record["base"], repeats=record["repeats"], project=record["project"],
-                   resources=Resources(**record["resources"]),
+                   preset=record.get("preset", ""), resources=Resources(**record["resources"]),
                    early_stop=ASHA(**record["early_stop"]) if record["early_stop"] else None)
 
 

@@ -82,9 +82,9 @@ def test_sweep_file_names_its_report_and_its_seed_preset_dry_runs(path, tmp_path
     assert "seed" in sweep.presets
     if path.stem in WAITING:
         with pytest.raises(ConfigError, match=re.escape(WAITING[path.stem])):
-            expand(sweep.preset("seed"))
+            expand(sweep.with_preset("seed"))
         return
-    trials = expand(sweep.preset("seed"))
+    trials = expand(sweep.with_preset("seed"))
     main(sweep, ["--dry-run", "--preset=seed", "--backend=local", f"--runs-dir={tmp_path}"])
     assert f"{sweep.name}-seed: {len(trials)} trials" in capsys.readouterr().out
     default = {t.id for t in expand(sweep)}
