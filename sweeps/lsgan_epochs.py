@@ -6,9 +6,9 @@ Default: real MNIST digits (embedded), 3 seeds of a 12-epoch run on CPU: our qui
 --preset=seed: report 001, part 1 extra credit, "Number of Epochs": LSGAN with spectral normalization, noise 100,
 lr 2e-4, Adam beta1 0.5, looked at after 5, 10, 15, 20 and 23 epochs (one 23-epoch run: every epoch's grid is in
 samples/epoch_NNNN.png), on face images, scored by FID. The report saw quality crash near epoch 20 and recover
-by 23, showing grids by iteration (in epoch 20, at iterations 19,400 and 20,200); here a grid every 200 iterations and the
-losses of every 100th (our choice of both). Our choices where it is silent: SN of the discriminator only, beta2
-0.999, 32 px, batch 128, z ~ N(0, 1).
+by 23, showing grids by iteration (in epoch 20, at iterations 19,400 and 20,200); here a grid every 200
+iterations and the losses of every 100th (our choice of both). Our choices where it is silent: SN of the
+discriminator only, beta2 0.999, 32 px, batch 128, z ~ N(0, 1).
 
 Launch:  python sweeps/lsgan_epochs.py                  (the 5,000 embedded digits, CPU, a few minutes)
          python -m library.data prepare faces && python sweeps/lsgan_epochs.py --preset=seed --gpus-per-worker=1
