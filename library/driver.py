@@ -91,8 +91,7 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
 def command(sweep: Sweep, argv: list[str], *flags: str) -> str:
     """This sweep's command line as the user typed it (overrides, folders, backend), with other action flags: a
     suggestion typed as shown finds the same sweep."""
-    default = sweep.command.split()[1]  # sweeps/FILE.py: a preset's sweep is named FILE-PRESET
-    script = sys.argv[0] if Path(sys.argv[0]).name == Path(default).name else default
+    script = sys.argv[0] if Path(sys.argv[0]).name == Path(sweep.script).name else sweep.script
     kept = [a for a in argv if a.split("=")[0] not in ACTIONS]
     return shlex.join(["python", script, *kept, *flags])
 

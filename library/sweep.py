@@ -98,10 +98,14 @@ class Sweep:
                        metric=p.metric or self.metric, presets={}, preset=name)
 
     @property
+    def script(self) -> str:
+        """The sweep file, sweeps/FILE.py (a preset's sweep is named FILE-PRESET)."""
+        return f"sweeps/{self.name.removesuffix(f'-{self.preset}') if self.preset else self.name}.py"
+
+    @property
     def command(self) -> str:
         """How a user runs this sweep: `python sweeps/FILE.py`, with its --preset."""
-        file = self.name.removesuffix(f"-{self.preset}") if self.preset else self.name
-        return f"python sweeps/{file}.py" + (f" --preset={self.preset}" if self.preset else "")
+        return f"python {self.script}" + (f" --preset={self.preset}" if self.preset else "")
 
     @property
     def params(self) -> list[str]:
