@@ -164,6 +164,14 @@ class GANJob(Job):
         # grid_diversity: near-identical cells of the fixed grid are a collapse the class histogram can miss
         return {**self.frechet.score(torch.cat(fakes), final=final), "grid_diversity": self.frechet.diversity(grid)}
 
+    def snapshot_every(self) -> int:
+        return self.cfg.eval.grid_every_steps
+
+    def snapshot(self, ctx: Context, step: int) -> None:
+        """The progress grid after `step` training steps, from the same fixed noise as the per-epoch grids."""
+        z, labels, per_row = self.grid
+        write_generated(ctx.model("g")(z, labels), per_row, ctx.run_dir / f"samples/step_{step:08d}.png")
+
     def write_grids(self, ctx: Context) -> torch.Tensor:
         """The progress grid (this epoch's copy and the latest) and the interpolation grid, from fixed noise;
         returns the progress grid's images (uint8, on the CPU)."""

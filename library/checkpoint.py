@@ -100,5 +100,5 @@ def restore(ctx: Context, config: dict) -> dict | None:
         set_rng_state(ckpt["rng"][ctx.rank], ctx.device)
     else:  # resumed on another worker count: the run goes on, but is no longer bit-identical
         seed_everything(ctx.cfg.train.seed + ctx.rank + RESEED_PER_EPOCH * ckpt["epoch"])
-    return {k: ckpt.get(k) for k in ("epoch", "history", "best", "elapsed_s", "position")}
+    return {k: ckpt.get(k) for k in ("epoch", "history", "best", "elapsed_s", "position", "steps")}
 

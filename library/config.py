@@ -83,6 +83,9 @@ class TrainConfig:
     """On GPU, keep images and conv weights channels_last (faster convolutions with AMP). No effect on CPU."""
     compile: bool = False
     """torch.compile the models: faster steps on GPU after a compile of tens of seconds in the first epoch."""
+    log_every_steps: int = 0
+    """Also keep what the training step returns (the losses) at every Nth step, counted over the whole run
+    (0 = off): the run dir's steps.json, rows with a `step` in curves.csv, W&B and the report's loss plots."""
 
     def check(self, prefix: str) -> None:
         require(1 <= self.epochs <= 100_000, f"{prefix}epochs", self.epochs, "an integer in [1, 100000]")
@@ -91,6 +94,7 @@ class TrainConfig:
         require(self.keep_checkpoints >= 1, f"{prefix}keep_checkpoints", self.keep_checkpoints, "an integer >= 1")
         require(self.amp in ("auto", "bf16", "fp16", "off"), f"{prefix}amp", self.amp, "auto, bf16, fp16 or off")
         require(self.max_loss > 0, f"{prefix}max_loss", self.max_loss, "a float > 0")
+        require(self.log_every_steps >= 0, f"{prefix}log_every_steps", self.log_every_steps, "an integer >= 0 (0 = off)")
 
 
 @dataclass(kw_only=True)
@@ -104,12 +108,17 @@ class EvalConfig:
     """Generated images per periodic score (the Fréchet distance and mode coverage: cheap, noisier)."""
     final_num_samples: int = 10000
     """Generated images for the score after the last epoch, which adds KID and precision/recall."""
+    grid_every_steps: int = 0
+    """Also write the progress grid every N training steps (batches), counted over the whole run, as
+    samples/step_NNNNNNNN.png (0 = off); the per-epoch grids are written either way."""
 
     def check(self, prefix: str) -> None:
         require(self.extractor in ("domain", "inception"), f"{prefix}extractor", self.extractor, "domain or inception")
         require(self.every >= 1, f"{prefix}every", self.every, "an integer >= 1")
         require(self.num_samples >= 10, f"{prefix}num_samples", self.num_samples, "an integer >= 10")
         require(self.final_num_samples >= 10, f"{prefix}final_num_samples", self.final_num_samples, "an integer >= 10")
+        require(self.grid_every_steps >= 0, f"{prefix}grid_every_steps", self.grid_every_steps,
+                "an integer >= 0 (0 = off)")
 
 
 # ---------------------------------------------------------------------------------------------- mechanism

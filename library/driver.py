@@ -91,7 +91,7 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
 def command(sweep: Sweep, argv: list[str], *flags: str) -> str:
     """This sweep's command line as the user typed it (overrides, folders, backend), with other action flags: a
     suggestion typed as shown finds the same sweep."""
-    script = sys.argv[0] if Path(sys.argv[0]).name == f"{sweep.name}.py" else f"sweeps/{sweep.name}.py"
+    script = sys.argv[0] if Path(sys.argv[0]).name == Path(sweep.script).name else sweep.script
     kept = [a for a in argv if a.split("=")[0] not in ACTIONS]
     return shlex.join(["python", script, *kept, *flags])
 
@@ -100,6 +100,9 @@ def parse_args(argv: list[str], sweep: Sweep) -> tuple[argparse.Namespace, dict[
     parser = argparse.ArgumentParser(prog=f"python sweeps/{sweep.name}.py", allow_abbrev=False,
                                      description=f"Run the {sweep.name} sweep ({sweep.job} job) and write results/{sweep.name}/.",
                                      epilog="Any other --section.key=value overrides the job config of every trial.")
+    presets = ", ".join(sweep.presets) or "none"
+    parser.add_argument("--preset", help=f"run another setup of the study instead of the file's own (this sweep's: "
+                        f"{presets}; seed = the original report's), under runs/ and results/{sweep.name}-PRESET")
     parser.add_argument("--dataset", help="data.name for every trial (python -m library.data list)")
     parser.add_argument("--epochs", help="train.epochs for every trial")
     parser.add_argument("--repeats", type=int, default=sweep.repeats,
@@ -134,8 +137,10 @@ def parse_args(argv: list[str], sweep: Sweep) -> tuple[argparse.Namespace, dict[
 
 
 def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str]) -> tuple[Sweep, list[Trial]]:
-    """The sweep as the command line changes it (its metric the job's for the resulting config), and its
-    validated trials."""
+    """The sweep as the command line changes it (its --preset, then the overrides; its metric the job's for the
+    resulting config), and its validated trials."""
+    if args.preset is not None:
+        sweep = sweep.with_preset(args.preset)
     res = sweep.resources
     if args.workers_per_trial is not None:
         require(args.workers_per_trial >= 0, "--workers-per-trial", args.workers_per_trial, "an integer >= 0")

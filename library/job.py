@@ -78,6 +78,15 @@ class Job:
         """One training step on this rank's batch; returns scalar tensors (names starting with `loss` are guarded)."""
         raise NotImplementedError
 
+    def snapshot_every(self) -> int:
+        """Call `snapshot` every this many training steps, counted over the whole run (0 = never)."""
+        return 0
+
+    def snapshot(self, ctx: Context, step: int) -> None:
+        """On rank 0, every `snapshot_every()` steps: write a progress artifact named by the step (a sample grid
+        every N batches). The harness runs it with the models in eval mode, without gradients and with the
+        training RNG saved and restored, so that it never changes what training computes."""
+
     def evaluate(self, ctx: Context, final: bool) -> dict[str, float]:
         """Every `eval.every` epochs, on every rank (models in eval mode, no grad): scores, and artifacts written
         under ctx.run_dir by rank 0. Rank 0's scores are the trial's. To evaluate a set in parallel, take

@@ -1,6 +1,6 @@
 """Aggregate a sweep's trials into results/SWEEP/: trials.csv/.parquet (one row per trial), configs.csv/.parquet
 (one row per configuration over its replicates, library.replicates), curves.csv/.parquet (per-epoch metrics, long
-format), samples/TRIAL.png and sweep.json (metric, mode, swept params, repeats). Rebuilt from the run dirs each
+format, and with train.log_every_steps per-step values in rows whose `step` is set), samples/TRIAL.png and sweep.json (metric, mode, swept params, repeats). Rebuilt from the run dirs each
 time, so a re-run never duplicates a row, and never drops one: trials of earlier runs of the sweep (another grid)
 stay in trials.csv, with current=False (configs.csv is over this run's trials)."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ from library.metrics import names_of
 from library.metrics.coverage import detect_mode_collapse
 from library.replicates import config_table, plus_minus
 from library.sweep import RECORD, Sweep
-from library.trial import AT_BEST, METRICS, STATUS, Status, Trial, read_status
+from library.trial import AT_BEST, METRICS, STATUS, STEPS, Status, Trial, read_status
 
 
 def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:
@@ -73,9 +73,12 @@ def sample_grid(run_dir: Path, best_epoch, last_epoch) -> tuple[Path | None, int
 
 
 def curves(trial: Trial, run_dir: Path) -> list[dict]:
-    return [{"trial": trial.id, "epoch": entry["epoch"], "metric": k, "value": v}
-            for entry in read_json(run_dir / METRICS, []) for k, v in entry.items()
-            if k != "epoch" and isinstance(v, (int, float))]  # not the fingerprint: it is in trials.csv
+    """The trial's long-format curves: per epoch (step empty), then per logged step (train.log_every_steps)."""
+    per_epoch = [{"trial": trial.id, "epoch": entry["epoch"], "step": None, "metric": k, "value": v}
+                 for entry in read_json(run_dir / METRICS, []) for k, v in entry.items()
+                 if k != "epoch" and isinstance(v, (int, float))]  # not the fingerprint: it is in trials.csv
+    return per_epoch + [{"trial": trial.id, "epoch": row["epoch"], "step": row["step"], "metric": k, "value": v}
+                        for row in read_json(run_dir / STEPS, []) for k, v in row.items() if k not in ("epoch", "step")]
 
 
 def earlier_trials(sweep: Sweep, current: set[str], run_root: Path) -> list[Trial]:
@@ -108,7 +111,7 @@ def collect(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) ->
             atomic_write(out_dir / "samples" / f"{t.id}.png", lambda tmp, grid=grid: shutil.copyfile(grid, tmp))
         rows.append(row)
     table = pd.DataFrame(rows)
-    history = pd.DataFrame(long, columns=["trial", "epoch", "metric", "value"])
+    history = pd.DataFrame(long, columns=["trial", "epoch", "step", "metric", "value"])
     write_frame(table, out_dir / "trials")
     write_frame(configs(sweep, table), out_dir / "configs")
     write_frame(history, out_dir / "curves")

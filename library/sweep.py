@@ -7,11 +7,13 @@ A sweep file holds no logic:
     from library.sweep import Sweep
 
     SWEEP = Sweep(name="gan_betas", job="gan", mode="min",
-                  base={"train.epochs": 6}, grid={"optim.beta1": [0.3, 0.5, 0.999]})
-
-The metric is the job's for the config (`resolve`): fd_domain by default, fid with --eval.extractor=inception.
+                  base={"train.epochs": 6}, grid={"optim.beta1": [0.3, 0.5, 0.999]},
+                  presets={"seed": Preset(base={"data.name": "faces", ...}, grid={...})})
     if __name__ == "__main__":
         main(SWEEP)
+
+The metric is the job's for the config (`resolve`): fd_domain by default, fid with --eval.extractor=inception.
+`python sweeps/gan_betas.py --preset=seed` runs the preset's setup instead of the file's own (see Preset).
 """
 from __future__ import annotations
 
@@ -31,6 +33,23 @@ MAX_TRIALS = 5000
 RECORD = "sweep.json"
 """A sweep's record (see Sweep.record): in results/SWEEP/ for the report, in runs/SWEEP/ray_slurm/ with the
 trials for the driver inside a ray-slurm job."""
+
+
+@dataclass(kw_only=True)
+class Preset:
+    """Another setup of a sweep's study, chosen with `--preset=NAME` (`seed`: the original report's). It replaces
+    the sweep's base config and axes whole (nothing of the sweep file's own base leaks in); job, mode, repeats,
+    early stopping and resources stay the sweep's (--gpus-per-worker sets those). Its trials and results live
+    apart from the default's, under runs/SWEEP-NAME and results/SWEEP-NAME."""
+
+    base: dict[str, Any]
+    """Overrides of the job's config shared by every trial (Sweep.base)."""
+    grid: dict[str, list] = field(default_factory=dict)
+    """Config key -> values; every combination is one trial (Sweep.grid)."""
+    search: dict[str, Any] = field(default_factory=dict)
+    """Config key -> distribution: random search (Sweep.search)."""
+    samples: int = 1
+    """Random draws from `search` per grid point (Sweep.samples)."""
 
 
 @dataclass(kw_only=True)
@@ -65,6 +84,28 @@ class Sweep:
     """What each trial runs on."""
     project: str = DEFAULT_PROJECT
     """W&B project of the trials' runs (group = the sweep's name)."""
+    presets: dict[str, Preset] = field(default_factory=dict)
+    """Other setups of the study, by name, run with `--preset=NAME` (see Preset)."""
+    preset: str = ""
+    """The preset this sweep was set up by ("" = the sweep file's own setup); its name is then FILE-PRESET."""
+
+    def with_preset(self, name: str) -> Sweep:
+        """The sweep as preset `name` sets it up, named FILE-PRESET (its own runs/ and results/ folders)."""
+        require(name in self.presets, "--preset", name,
+                f"one of {', '.join(self.presets)}" if self.presets else f"none: sweep {self.name!r} has no presets")
+        p = self.presets[name]
+        return replace(self, name=f"{self.name}-{name}", base=p.base, grid=p.grid, search=p.search, samples=p.samples,
+                       metric="", presets={}, preset=name)  # the metric: the job's for the preset's config
+
+    @property
+    def script(self) -> str:
+        """The sweep file, sweeps/FILE.py (a preset's sweep is named FILE-PRESET)."""
+        return f"sweeps/{self.name.removesuffix(f'-{self.preset}') if self.preset else self.name}.py"
+
+    @property
+    def command(self) -> str:
+        """How a user runs this sweep: `python sweeps/FILE.py`, with its --preset."""
+        return f"python {self.script}" + (f" --preset={self.preset}" if self.preset else "")
 
     @property
     def params(self) -> list[str]:
@@ -80,7 +121,8 @@ class Sweep:
         """What another process needs to know of this sweep, as JSON (RECORD); with the trials to run, if given.
         The W&B settings are the login node's (its W&B mode), not those of wherever the record is read."""
         out = {"name": self.name, "job": self.job, "metric": self.metric, "mode": self.mode, "params": self.params,
-               "base": self.base, "repeats": self.repeats, "project": self.project, "resources": asdict(self.resources),
+               "base": self.base, "repeats": self.repeats, "project": self.project, "preset": self.preset,
+               "resources": asdict(self.resources),
                "early_stop": asdict(self.early_stop) if self.early_stop else None, "tracking": self.tracking()}
         if trials is not None:
             out["trials"] = [t.to_json() for t in trials]
@@ -92,7 +134,7 @@ class Sweep:
         trials are what runs)."""
         return cls(name=record["name"], job=record["job"], metric=record["metric"], mode=record["mode"],
                    base=record["base"], repeats=record["repeats"], project=record["project"],
-                   resources=Resources(**record["resources"]),
+                   preset=record.get("preset", ""), resources=Resources(**record["resources"]),
                    early_stop=ASHA(**record["early_stop"]) if record["early_stop"] else None)
 
 

@@ -25,6 +25,7 @@ from library.config import parse, to_dict
 from library.files import write_json
 from library.job import Context, Job, load_job
 from library.resources import PRIVATE_RAY_IP, Resources
+from library.steps import log_steps, mean_over_ranks, record_steps, snapshot, steps_per_epoch
 from library.tracking import Tracker
 from library.trial import AT_BEST, METRICS, STOP_REQUEST, Status, claim, holder, mark, read_status, write_status
 
@@ -117,6 +118,7 @@ def train_loop(loop_config: dict[str, Any]) -> None:
     models, ctx.optimizers = job.build(ctx)
     ctx.models = {k: place_model(m, ctx) for k, m in models.items()}
     state = restore(ctx, to_dict(cfg)) or {"epoch": 0, "history": [], "best": None, "elapsed_s": 0.0}
+    state["steps"] = state.get("steps") or []  # train.log_every_steps' rows (absent from older checkpoints)
     tracker = Tracker(loop_config["tracking"] if ctx.rank == 0 else None, ctx.run_dir.name,
                       {**to_dict(cfg), **loop_config["labels"]}, ctx.run_dir)
     position = state.get("position") or {}
@@ -169,10 +171,11 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
         ctx.epoch = epoch
         last = epoch + 1 == cfg.train.epochs
         try:
-            metrics = {"epoch": epoch + 1, **run_epoch(job, ctx, data, position)}
+            metrics = {"epoch": epoch + 1, **run_epoch(job, ctx, data, position, state["steps"])}
         except Preempted as stop:
             state["elapsed_s"] = round(time.time() - started, 2)
             save_checkpoint(ctx, {**state, "position": stop.args[0]}, to_dict(cfg))
+            record_steps(ctx, state["steps"])
             status.update(preempted={"epoch": epoch, "step": stop.args[0]["step"]})
             record(ctx, status, state["history"])
             raise
@@ -185,7 +188,7 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
         metrics["elapsed_s"] = round(time.time() - started, 2)
         state["epoch"], state["elapsed_s"] = epoch + 1, metrics["elapsed_s"]
         images = {k: ctx.run_dir / v for k, v in job.images.items()} if evaluated else {}
-        tracker.log(metrics, step=epoch + 1, images=images)
+        tracker.log(metrics, step=log_steps(ctx, tracker, state["steps"], len(data[0])), images=images)
 
         problem = divergence(metrics, metric, cfg.train.max_loss)
         if problem:
@@ -270,11 +273,16 @@ def shard(n: int, epoch: int, seed: int, rank: int, world: int) -> torch.Tensor:
     return perm[: n - n % world][rank::world]
 
 
-def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor], position: dict | None = None) -> dict[str, float]:
+def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor], position: dict | None = None,
+              log: list[dict] | None = None) -> dict[str, float]:
     """One epoch (or its rest, from a mid-epoch `position`): the mean of each value the job's step returns.
-    Raises Preempted, carrying the position, at the first step boundary after a stop request."""
+    Every train.log_every_steps-th step of the run appends its values (mean over ranks) to `log`; every
+    job.snapshot_every()-th, rank 0 writes the job's snapshot. Raises Preempted, carrying the position, at the
+    first step boundary after a stop request."""
     cfg = ctx.cfg.train
     per_rank = max(1, cfg.batch_size // ctx.world_size)
+    before = ctx.epoch * steps_per_epoch(len(data[0]), ctx)  # steps of the run before this epoch
+    log_every, snapshot_every = cfg.log_every_steps, job.snapshot_every()
     order = shard(len(data[0]), ctx.epoch, cfg.seed, ctx.rank, ctx.world_size).to(ctx.device)
     for m in ctx.models.values():
         m.train()
@@ -289,6 +297,11 @@ def run_epoch(job: Job, ctx: Context, data: list[torch.Tensor], position: dict |
         for k, v in out.items():
             sums[k] = sums.get(k, 0) + v.detach().float()
         steps += 1
+        done = before + i // per_rank + 1
+        if log_every and done % log_every == 0 and log is not None:
+            log.append({"epoch": ctx.epoch + 1, "step": done, **mean_over_ranks(out, ctx)})
+        if snapshot_every and done % snapshot_every == 0 and ctx.rank == 0:
+            snapshot(job, ctx, done)
     if not sums:
         return {}
     means = torch.stack([sums[k] for k in sorted(sums)]) / steps

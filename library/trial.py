@@ -24,6 +24,7 @@ METRICS = "metrics.json"
 AT_BEST = "_at_best"
 """Suffix of a test score in status.json (and the tables) as it was at the best epoch, which the validation metric
 chose: `test_accuracy_at_best`. A trial's headline: the best validation score itself is the selection's, biased up."""
+STEPS = "steps.json"  # every train.log_every_steps-th step's values, when that is on
 STOP_REQUEST = "checkpoint_now"
 """A file in the run dir that asks the trial to checkpoint at its next step boundary and end (preemption, the
 time limit's warning signal): what a Slurm task's signal handler and the ray-slurm job's trap write."""

@@ -21,6 +21,7 @@ import wandb_workspaces.reports.v2 as wr
 from wandb_workspaces import expr
 
 from library.files import read_json
+from library.sweep import Sweep
 from library.tracking import wandb_logged_in
 
 MODES = {"min": "lower is better", "max": "higher is better"}
@@ -52,7 +53,7 @@ class _FlatConfigScatter(wr.ScatterPlot):
 
 
 def report_spec(sweep: str, project: str, entity: str | None, metric: str, mode: str, params: list[str],
-                job: str, repeats: int = 1) -> wr.Report:
+                job: str, repeats: int = 1, preset: str = "") -> wr.Report:
     """The wandb_workspaces.reports.v2.Report object for one sweep (not saved).
 
     entity None leaves it empty (building then needs no network); `publish` fills in the default entity.
@@ -87,7 +88,8 @@ def report_spec(sweep: str, project: str, entity: str | None, metric: str, mode:
             + (f"{repeats} replicates (seeds) per configuration, runs grouped by configuration (config_id); "
                f"results/{sweep}/configs.csv says which differ from the best (Welch's t-test, 5%). " if repeats > 1
                else "") + "Reproduce with ",
-            wr.InlineCode(f"python sweeps/{sweep}.py" + (f" --repeats={repeats}" if repeats > 1 else "")), "."]
+            wr.InlineCode(Sweep(name=sweep, job=job, metric=metric, preset=preset).command
+                          + (f" --repeats={repeats}" if repeats > 1 else "")), "."]
     return wr.Report(
         project=project, entity=entity or "", title=title[:128],
         description=f"{metric} ({MODES[mode]}) over {', '.join(params)}",
@@ -95,7 +97,7 @@ def report_spec(sweep: str, project: str, entity: str | None, metric: str, mode:
 
 
 def publish(sweep: str, project: str, entity: str | None, metric: str, mode: str, params: list[str],
-            job: str, repeats: int = 1) -> str:
+            job: str, repeats: int = 1, preset: str = "") -> str:
     """Save the report online (needs `wandb login`); returns its URL."""
     if not wandb_logged_in():  # fail before wandb.Api() would prompt for a key or wait on the network
         raise RuntimeError("no W&B API key is configured: run `wandb login`, "
@@ -103,7 +105,7 @@ def publish(sweep: str, project: str, entity: str | None, metric: str, mode: str
     import wandb
 
     entity = entity or wandb.Api().default_entity
-    report = report_spec(sweep, project, entity, metric, mode, params, job, repeats)
+    report = report_spec(sweep, project, entity, metric, mode, params, job, repeats, preset)
     report.save()
     return report.url
 
@@ -117,4 +119,4 @@ def publish_results(results_dir: Path, entity: str | None = None) -> str:
         raise RuntimeError(f"{path} does not exist: the W&B report is made from the sweep's results")
     # A sweep.json written before repeats existed is a sweep of one replicate per configuration.
     return publish(spec["name"], spec["project"], entity, spec["metric"], spec["mode"], spec["params"], spec["job"],
-                   spec.get("repeats", 1))
+                   spec.get("repeats", 1), spec.get("preset", ""))

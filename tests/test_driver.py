@@ -5,7 +5,9 @@ import runpy
 import shlex
 from pathlib import Path
 
-from library.driver import command, configure, parse_args
+import pytest
+
+from library.driver import command, configure, main, parse_args
 
 SWEEP = runpy.run_path(str(Path(__file__).resolve().parents[1] / "sweeps/gan_betas.py"))["SWEEP"]
 
@@ -32,3 +34,28 @@ def test_hints_drop_every_action_flag_and_keep_values_with_spaces_quoted():
     hint = command(SWEEP, typed, "--cancel")
     assert shlex.split(hint) == ["python", "sweeps/gan_betas.py", "--runs-dir=/scratch/my runs", "--backend=local",
                                  "--cancel"]
+
+
+def test_preset_seed_runs_the_reports_setup_under_its_own_name_and_overrides_still_apply():
+    args, overrides = parse_args(["--preset=seed", "--epochs=2"], SWEEP)
+    sweep, trials = configure(SWEEP, args, overrides)
+    assert sweep.name == "gan_betas-seed" and sweep.metric == "fid"  # runs/ and results/gan_betas-seed
+    assert [(t.params["optim.beta1"], t.params["optim.beta2"]) for t in trials] == [(0.3, 0.999), (0.5, 0.999),
+                                                                                   (0.999, 0.999)]
+    assert {(t.config["data.name"], t.config["model.spectral_norm"], t.config["train.epochs"]) for t in trials} == {
+        ("faces", "d", 2)}  # the preset's base whole (no MNIST from the file's own), then the command line's
+    assert not set(trials_of([])[0]) & {t.id for t in trials}  # without the flag: the file's own 6 MNIST trials
+
+
+def test_the_status_hint_of_a_preset_keeps_the_flag_and_names_the_sweep_file():
+    args, overrides = parse_args(["--preset=seed", "--detach"], SWEEP)
+    sweep, _ = configure(SWEEP, args, overrides)
+    assert command(sweep, ["--preset=seed", "--detach"], "--status") == \
+        "python sweeps/gan_betas.py --preset=seed --status"
+
+
+def test_an_unknown_preset_is_refused_naming_the_ones_there_are(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(SWEEP, ["--preset=report", "--dry-run", "--backend=local"])
+    assert stop.value.code == 2
+    assert "--preset='report' is not allowed: one of seed" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from library.config import parse
 from library.files import read_json
 from library.models.gan import build, sample_noise
 from library.checkpoint import CHECKPOINTS
-from library.job import Context
+from library.job import Context, Job
 from library.resources import Resources
 from library.train import divergence, fit, run_epoch, shard
 from library.trial import METRICS, STATUS
@@ -55,10 +55,11 @@ def test_shards_are_disjoint_equal_and_reshuffled_each_epoch(world):
     assert not torch.equal(shards[0], shard(101, 0, 1, 0, world))  # another seed, another order
 
 
-class Recorder:
+class Recorder(Job):
     """A job whose every sample is its own index: its step records what its rank trained on."""
 
     def __init__(self):
+        super().__init__(None)
         self.batches = []
 
     def step(self, batch, ctx):

@@ -15,7 +15,7 @@ from library.files import read_json
 from library.checkpoint import CHECKPOINTS, load_checkpoint, restore
 from library.resources import Resources
 from library.train import amp_dtype, fit, make_context
-from library.trial import STATUS, STOP_REQUEST, claim
+from library.trial import STATUS, STEPS, STOP_REQUEST, claim
 
 def test_resume_with_an_fp16_scaler_from_a_checkpoint_saved_without_one_cpu_stand_in(tmp_path):
     # Started on CPU (scaler disabled, saved as {}), resumed where fp16 runs: a CPU GradScaler stands in for the GPU's.
@@ -51,9 +51,10 @@ def test_amp_auto_takes_fp16_where_bf16_is_only_emulated_mocked_gpu(monkeypatch)
 
 def test_a_stop_request_checkpoints_mid_epoch_and_the_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
     # 4 epochs of 32 steps; the stop request arrives early in epoch 2 (at whichever step: the exact one is up to the
-    # machine). checkpoint_every is large, so only the stop's own checkpoint can carry the run past epoch 1.
+    # machine). checkpoint_every is large, so only the stop's own checkpoint can carry the run past epoch 1. Every
+    # 5th step's losses are logged: the resumed run keeps the rows before the stop and adds none twice.
     overrides = {**TINY, "train.epochs": 4, "train.checkpoint_every": 1000, "eval.every": 1000,
-                 "train.batch_size": 8}
+                 "train.batch_size": 8, "train.log_every_steps": 5}
     args = [f"--{k}={v}" for k, v in overrides.items()]
     straight = tmp_path / "straight"
     subprocess.run([sys.executable, "jobs/gan.py", *args, f"--run-dir={straight}"], cwd=ROOT, check=True,
@@ -75,6 +76,7 @@ def test_a_stop_request_checkpoints_mid_epoch_and_the_resumed_run_ends_like_an_u
     resumed = fit("gan", gan_config(**overrides), run, Resources())
     assert resumed["status"] == "completed" and resumed["resumed_from"] == status["preempted"]
     assert_same_run(run, straight)
+    assert read_json(run / STEPS) == read_json(straight / STEPS) and len(read_json(run / STEPS)) == 128 // 5
 
 
 def test_a_run_dir_that_another_process_trains_is_left_alone(tmp_path):

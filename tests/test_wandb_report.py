@@ -141,3 +141,10 @@ def test_cli_wandb_builds_the_page_then_says_to_log_in(logged_out, tmp_path, cap
     assert exit.value.code == 2 and "wandb login" in out.err and "Traceback" not in out.err
     assert out.out.strip() == str(folder / "report.html")
     assert "No trial reported fd_domain." in (folder / "report.html").read_text()
+
+
+def test_a_presets_report_says_how_to_run_that_preset():
+    report = report_spec(entity=None, **{**ARGS, "sweep": "gan_betas-seed", "metric": "fid"}, preset="seed")
+    dump = report._to_model().model_dump(by_alias=True, exclude_none=True)
+    text = "".join(c["text"] for b in dump["spec"]["blocks"] if b["type"] == "paragraph" for c in b["children"])
+    assert "python sweeps/gan_betas.py --preset=seed" in text and "gan_betas-seed.py" not in text

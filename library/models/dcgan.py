@@ -1,7 +1,8 @@
 """DCGAN (Radford et al., 2015) generator and discriminator for 28, 32 and 64 px images, with the variants the
 studies need: self-attention (SAGAN), the PathMNIST discriminator's attention branch, and label conditioning.
 
-The 64 px pair with g_width=128, d_width=64 is the PathMNIST study's architecture:
+The 64 px pair with g_width=128, d_width=64 has the widths of report 000's PathMNIST pair, not its exact modules
+(biases, batch norms and where the attention branch reads differ from the printed listing):
 G = Linear(z -> 1024x4x4), ConvTranspose 1024->512->256->128->C; D = Conv C->64->128->256->512, Conv(512, 1, k4).
 28 px starts from 7x7 instead of 4x4 so that two k4 s2 p1 up-convolutions land exactly on 28.
 """

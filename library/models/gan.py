@@ -31,8 +31,8 @@ class GANModelConfig:
     dropout: float = 0.2
     """Dropout after each discriminator block."""
     attention: str = "none"
-    """dcgan only: none, self (SAGAN self-attention in G and D, at half the image size) or branch (the PathMNIST
-    discriminator's 1x1-conv sigmoid gate on its last feature map)."""
+    """dcgan only: none, self (SAGAN self-attention in G and D, at half the image size) or branch (a 1x1-conv
+    sigmoid gate on D's last feature map, after the attention branch of report 000's PathMNIST discriminator)."""
     spectral_norm: str = "off"
     """Spectral normalization (Miyato et al. 2018) of the weights: off, d (the discriminator's; replaces its batch
     norm) or both (G's too, as SAGAN does)."""

@@ -31,8 +31,9 @@ class SelfAttention(nn.Module):
 
 
 class AttentionBranch(nn.Module):
-    """The PathMNIST discriminator's optional branch: a 1x1 conv and a sigmoid give each position a weight in
-    (0, 1) that gates the feature map, so D can attend to the informative tissue regions."""
+    """An attention branch after the one report 000 prints for its PathMNIST discriminator (a 1x1 Conv2d to one
+    channel and a Sigmoid; the report does not say how its output is used). Here, our reading: the weight in
+    (0, 1) it gives each position gates the feature map, so D can attend to some regions more than others."""
 
     def __init__(self, channels: int):
         super().__init__()

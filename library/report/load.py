@@ -57,7 +57,8 @@ def read_table(stem: Path) -> pd.DataFrame | None:
 
 
 def load(results_dir: Path) -> tuple[SweepInfo, pd.DataFrame, pd.DataFrame]:
-    """sweep, trials (sorted best first, with `score`, `rank`, `label` columns) and curves (finite values only)."""
+    """sweep, trials (sorted best first, with `score`, `rank`, `label` columns) and curves (finite values only;
+    `step` is NaN on per-epoch rows and set on train.log_every_steps' per-step rows)."""
     trials = read_table(results_dir / "trials")
     if trials is None or "trial" not in trials:  # no trial (yet): the page says so rather than failing
         trials = pd.DataFrame(columns=["trial", "status", "reason"])
@@ -87,6 +88,7 @@ def load(results_dir: Path) -> tuple[SweepInfo, pd.DataFrame, pd.DataFrame]:
     curves = curves.copy()
     curves["trial"] = curves["trial"].astype(str)
     curves["epoch"] = pd.to_numeric(curves["epoch"], errors="coerce")
+    curves["step"] = pd.to_numeric(curves["step"], errors="coerce") if "step" in curves else np.nan  # per-step rows
     curves["value"] = pd.to_numeric(curves["value"], errors="coerce")
     curves = curves[np.isfinite(curves["epoch"]) & np.isfinite(curves["value"])]
     return sweep, trials, curves

@@ -211,24 +211,30 @@ def plot_configs_vs_param(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.Da
         return _save(fig, path)
 
 
+def per(curves: pd.DataFrame, x: str) -> pd.DataFrame:
+    """The long table's per-epoch rows (x="epoch") or its per-step rows (x="step", train.log_every_steps)."""
+    steps = curves["step"] if "step" in curves else pd.Series(np.nan, index=curves.index)
+    return curves[steps.notna()] if x == "step" else curves[steps.isna()]
+
+
 def _per_trial_lines(ax, trials: pd.DataFrame, curves: pd.DataFrame, metric: str, colours: dict,
-                     span: float = 100.0) -> int:
-    """One line per trial (dashed for failed and diverged ones); how many were drawn."""
+                     span: float = 100.0, x: str = "epoch") -> int:
+    """One line per trial (dashed for failed and diverged ones) against x (epoch or step); how many were drawn."""
     drawn = 0
-    sub = curves[curves["metric"] == metric]
+    sub = per(curves, x)
+    sub = sub[sub["metric"] == metric]
     for _, row in trials.iterrows():
-        c = sub[sub["trial"] == row["trial"]].sort_values("epoch")
+        c = sub[sub["trial"] == row["trial"]].sort_values(x)
         if c.empty:
             continue
         bad = row["status"] not in GOOD
         label = row["label"] + (f" ({row['status']})" if row["status"] != "completed" else "")
-        ax.plot(c["epoch"], c["value"], "--" if bad else "-", marker="o", ms=3.5, lw=1.6,
+        ax.plot(c[x], c["value"], "--" if bad else "-", marker="o" if x == "epoch" else None, ms=3.5, lw=1.6,
                 color=colours[row["trial"]], label=label, alpha=0.9)
         drawn += 1
     if drawn:
         _maybe_log(ax, sub["value"], "y", span=span)
-        epochs = sub["epoch"]
-        if len(epochs) and epochs.max() <= 20:
+        if len(sub) and sub[x].max() <= 20:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     return drawn
 
@@ -247,9 +253,16 @@ def plot_metric_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFr
         return _save(fig, path)
 
 
+def loss_axis(curves: pd.DataFrame) -> str:
+    """Losses are drawn per step where trials logged them per step (train.log_every_steps), else per epoch."""
+    steps = per(curves, "step")
+    return "step" if steps["metric"].astype(str).str.startswith("loss").any() else "epoch"
+
+
 def plot_loss_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, path: Path) -> Path:
     colours = trial_colours(trials)
-    losses = sorted(m for m in curves["metric"].unique() if str(m).startswith("loss"))[:6]
+    x = loss_axis(curves)
+    losses = sorted(m for m in per(curves, x)["metric"].unique() if str(m).startswith("loss"))[:6]
     with plt.rc_context(STYLE):
         if not losses:
             fig, ax = plt.subplots(figsize=(8.5, 3.5))
@@ -258,10 +271,10 @@ def plot_loss_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFram
             return _save(fig, path)
         fig, axes = plt.subplots(1, len(losses), figsize=(5.2 * len(losses), 4.4), squeeze=False)
         for ax, loss in zip(axes[0], losses):
-            ax.set_title(f"{loss} per epoch")
-            ax.set_xlabel("epoch")
+            ax.set_title(f"{loss} per {x}")
+            ax.set_xlabel(f"training {x}" if x == "step" else x)
             ax.set_ylabel(loss)
-            _per_trial_lines(ax, trials, curves, loss, colours)
+            _per_trial_lines(ax, trials, curves, loss, colours, x=x)
         _legend(axes[0][-1], n=len(trials))
         fig.tight_layout()
         return _save(fig, path)
@@ -282,6 +295,7 @@ def make_plots(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFrame, plo
                         plot_configs_vs_param(sweep, trials, configs, p, path)))
     out.append((f"{sweep.metric} per epoch", plot_metric_curves(sweep, trials, curves,
                                                                 plot_dir / f"curves_{sweep.metric}.png")))
-    out.append(("Losses per epoch", plot_loss_curves(sweep, trials, curves, plot_dir / "curves_losses.png")))
+    out.append((f"Losses per {loss_axis(curves)}", plot_loss_curves(sweep, trials, curves,
+                                                                   plot_dir / "curves_losses.png")))
     return out
 
