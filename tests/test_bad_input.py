@@ -130,7 +130,7 @@ SITES = [
     ("site-wrong-type", "timeout_min = 'ten'\n", ("site.timeout_min", "'ten'", "an int")),
     ("site-out-of-range", "slurm_array_parallelism = 0\n", ("site.slurm_array_parallelism", "0", "an integer >= 1")),
     ("unknown-partition", "slurm_partition = 'nosuch'\n",
-     ("site.slurm_partition", "'nosuch'", "one of this cluster's partitions: ['debug', 'short']")),
+     ("site.slurm_partition", "'nosuch'", "one of this cluster's partitions: ['debug', 'gpu', 'short']")),
     ("time-over-the-partitions", "slurm_partition = 'short'\ntimeout_min = 10\n",
      ("site.timeout_min", "10", "at most 5 minutes, the time limit of partition 'short'")),
 ]
