@@ -213,7 +213,13 @@ def train_epochs(job: Job, ctx: Context, data: list[torch.Tensor], state: dict, 
 
 def make_context(cfg, run_dir: Path, want_gpu: bool) -> Context:
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
-    if want_gpu and torch.cuda.is_available():
+    if want_gpu and not torch.cuda.is_available():  # never train on the CPU of a GPU allocation without saying so
+        raise RuntimeError(
+            f"this trial asked for a GPU but torch sees none (CUDA_VISIBLE_DEVICES="
+            f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}, torch {torch.__version__}, CUDA build "
+            f"{torch.version.cuda}): fix the node's CUDA setup (e.g. `module load cuda` in site.slurm_setup) or run "
+            f"with --gpus-per-worker=0")
+    if want_gpu:
         local = int(os.environ.get("LOCAL_RANK", 0))
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)

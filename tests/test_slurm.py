@@ -253,3 +253,17 @@ def test_ray_slurm_job_signalled_before_its_time_limit_checkpoints_requeues_and_
     assert "SIGUSR2" in log and log.count("to run") == 2
     token = Path(os.environ.get("RAY_AUTH_TOKEN_PATH", Path.home() / ".ray/auth_token"))
     assert token.stat().st_mode & 0o777 == 0o600  # nobody else on a shared cluster can attach to your Ray
+
+
+def test_fake_gres_gpu_trial_lands_on_the_gpu_node_and_fails_clearly_where_torch_has_no_cuda(cluster, tmp_path):
+    # The dev cluster's partition gpu offers stand-in GPUs (character devices, no GPU behind them): Slurm grants
+    # the request and sets CUDA_VISIBLE_DEVICES, torch finds no CUDA. The trial must say so, not train on the CPU.
+    write_site(tmp_path, 'slurm_partition = "gpu"\ntimeout_min = 10\n')
+    path = write_sweep(tmp_path, {"optim.beta1": [0.5]}, name="gpu", base=BASE)
+    slurm_cli(path, "--gpus-per-worker=1")
+    (status,) = [read_json(p) for p in tmp_path.glob("runs/gpu/*/status.json")]
+    assert status["status"] == "failed", status
+    assert "asked for a GPU but torch sees none (CUDA_VISIBLE_DEVICES='0'" in status["reason"], status["reason"]
+    (job,) = read_json(tmp_path / "runs/gpu/slurm_jobs.json").values()
+    nodes = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "NodeList"], capture_output=True, text=True)
+    assert nodes.stdout.split() == ["gpu1"]
