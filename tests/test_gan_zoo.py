@@ -150,6 +150,10 @@ def test_losses_match_their_papers_at_known_points():
     assert LOSSES["lsgan"].g(zero).item() == pytest.approx(0.5)  # (1/2) (D(G(z)) - 1)^2
     assert LOSSES["hinge"].d_real(one).item() == 0 and LOSSES["hinge"].d_fake(-one).item() == 0
     assert LOSSES["hinge"].d_fake(zero).item() == 1 and LOSSES["hinge"].g(one).item() == -1
+    # Gulrajani et al. (2017): the critic's loss D(G(z)) - D(x), G's -D(G(z)), penalty weight lambda = 10
+    assert LOSSES["wgan-gp"].d_real(one).item() == -1 and LOSSES["wgan-gp"].d_fake(one).item() == 1
+    assert LOSSES["wgan-gp"].g(one).item() == -1 and LOSSES["wgan-gp"].gradient_penalty == 10
+    assert not any(LOSSES[name].gradient_penalty for name in ("bce", "lsgan", "hinge"))
 
 
 @pytest.mark.parametrize("overrides, key, allowed", [
@@ -159,7 +163,7 @@ def test_losses_match_their_papers_at_known_points():
     ({"model.spectral_norm": "on"}, "model.spectral_norm", "off, d or both"),
     ({"model.loss": "wgan"}, "model.loss", "bce, lsgan, hinge"),
     ({"model.d_steps": 0}, "model.d_steps", "[1, 100]"),
-    ({"model.arch": "resnet"}, "model.arch", "dcgan or mlp"),
+    ({"model.arch": "resnet"}, "model.arch", "dcgan, mlp or pathmnist64"),
 ])
 def test_bad_model_values_name_the_field_and_what_is_allowed(overrides, key, allowed):
     with pytest.raises(ConfigError) as error:

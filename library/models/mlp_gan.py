@@ -1,6 +1,14 @@
-"""The fully connected GAN of Goodfellow et al. (2014), in the form PyTorch-GAN's gan.py popularised:
-G = z -> 8w -> 16w -> 32w -> C*size*size (Tanh), D = C*size*size -> 16w -> 8w -> 1, LeakyReLU 0.2 throughout.
-With w = 32 that is 256-512-1024 for G and 512-256 for D."""
+"""A fully connected GAN (Goodfellow et al. 2014): G = z -> 4w -> 8w -> 16w -> 32w -> C*size*size (Tanh), batch
+norm from G's second layer on; D = C*size*size -> 16w -> 8w -> 1 (one logit); LeakyReLU 0.2 throughout.
+
+With w = 32 (the default g_width and d_width) and model.dropout=0 these are the layers of the course template
+that report 002 says its G and D follow: G 128-256-512-1024, D 512-256. The report itself does not print the
+layers; they are the template's comments (Linear latent -> 128, LeakyReLU(0.2), Linear 128 -> 256, Bnorm, ...,
+Linear 1024 -> 784, and D Linear 784 -> 512 -> 256 -> 1) as the template circulates in public copies. Its
+D ends in a sigmoid; ours gives the logit, which the bce loss reads through its own sigmoid. D's dropout is
+ours (model.dropout; the template has none). The same layers with conditional=true, the label joined to z and
+to the image, are our linear conditional GAN (report 003 says its G and D are "built with linear layers"
+and does not give their sizes)."""
 from __future__ import annotations
 
 import torch
@@ -8,13 +16,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 class Generator(nn.Module):
     def __init__(self, image_size: int, channels: int, noise_dim: int, width: int, num_classes: int = 0):
         super().__init__()
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None  # as wide as a one-hot y
         self.net = nn.Sequential(
-            nn.Linear(noise_dim + num_classes, 8 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 8w
+            nn.Linear(noise_dim + num_classes, 4 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 4w
+            nn.Linear(4 * width, 8 * width), nn.BatchNorm1d(8 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 8w
             nn.Linear(8 * width, 16 * width), nn.BatchNorm1d(16 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 16w
             nn.Linear(16 * width, 32 * width), nn.BatchNorm1d(32 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 32w
             nn.Linear(32 * width, channels * image_size**2), nn.Tanh(),  # -> C*size*size
