@@ -128,7 +128,7 @@ class GANJob(Job):
 
         def critic(x):  # D on the gradient penalty's points, under the step's autocast
             with ctx.autocast():
-                return d(x, labels)
+                return ctx.model("d")(x, labels)
 
         # Discriminator, d_steps times. One backward per forward, as in pytorch/examples' dcgan: batch norm
         # sees real and fake batches separately.
@@ -137,6 +137,13 @@ class GANJob(Job):
             opt_d.zero_grad(set_to_none=True)
             with ctx.autocast():
                 fake = g(z, labels)
+            if loss.gradient_penalty:
+                # On D without its DDP wrapper (DDP cannot differentiate twice) and before D's DDP passes: the
+                # penalty's gradient, accumulated locally, is then averaged over the ranks by the next synchronised
+                # backward, as gradients accumulated under DDP's no_sync are.
+                penalty = loss.gradient_penalty * gradient_penalty(critic, real, fake, ctx.scaler)
+                ctx.backward(penalty)
+            with ctx.autocast():
                 d_real = d(real, labels)
             loss_d_real = loss.d_real(d_real)
             ctx.backward(loss_d_real)
@@ -146,8 +153,6 @@ class GANJob(Job):
             ctx.backward(loss_d_fake)
             loss_d = loss_d_real + loss_d_fake
             if loss.gradient_penalty:
-                penalty = loss.gradient_penalty * gradient_penalty(critic, real, fake, ctx.scaler)
-                ctx.backward(penalty)
                 # An fp16 overflow in the scaled gradient makes the penalty inf: the scaler skips this step and
                 # lowers its scale. That is not a divergence, so it is not reported as one.
                 loss_d = loss_d + (penalty.nan_to_num(0.0, 0.0, 0.0) if ctx.scaler.is_enabled() else penalty)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import gan_config
 from jobs.gan import JOB, GANConfig
 from library.config import ConfigError, parse, to_dict
 from library.files import read_json
@@ -140,3 +141,14 @@ def test_wgan_gp_learns_digits(tmp_path):
     scores = [h["fd_domain"] for h in history]
     assert scores[-1] < 0.5 * epoch0 and scores[-1] < scores[0], (epoch0, scores)
     assert history[-1]["loss_d"] < 0  # a critic's loss: D(G(z)) - D(x) + penalty, negative once D tells them apart
+
+
+def test_wgan_gp_under_ddp_with_two_workers_keeps_replicas_identical(tmp_path):
+    # DDP cannot differentiate twice: the penalty runs on the unwrapped critic before D's DDP passes, whose
+    # synchronised backward then averages its gradient too. Were it left out of the average, the replicas (each
+    # with its own interpolates) would drift apart.
+    cfg = gan_config(**{"model.loss": "wgan-gp", "model.d_steps": 2, "model.g_width": 8, "model.d_width": 8,
+                        "train.epochs": 2})
+    status = fit("gan", cfg, tmp_path, Resources(workers=2))
+    assert status["status"] == "completed", status.get("reason")
+    assert [h["ddp_weight_spread"] for h in read_json(tmp_path / METRICS)] == [0.0, 0.0]
