@@ -94,8 +94,9 @@ def test_every_variant_maps_noise_to_images_and_images_to_one_logit_each(variant
     assert first.grad is not None and first.grad.abs().sum() > 0
 
 
-def test_conditional_models_use_the_label():
-    cfg = parse(GANConfig, {"model.conditional": True})
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])  # mlp: report 003's conditional GAN "built with linear layers"
+def test_conditional_models_use_the_label(arch):
+    cfg = parse(GANConfig, {"model.conditional": True, "model.arch": arch})
     g, d = build(cfg.model, 28, 1, 10)
     g.eval(), d.eval()
     z = sample_noise(cfg.model, 1, "cpu").repeat(2, 1)
