@@ -1,14 +1,16 @@
 """A fully connected GAN (Goodfellow et al. 2014): G = z -> 4w -> 8w -> 16w -> 32w -> C*size*size (Tanh), batch
 norm from G's second layer on; D = C*size*size -> 16w -> 8w -> 1 (one logit); LeakyReLU 0.2 throughout.
 
-With w = 32 (the default g_width and d_width) and model.dropout=0 these are the layers of the course template
-that report 002 says its G and D follow: G 128-256-512-1024, D 512-256. The report itself does not print the
-layers; they are the template's comments (Linear latent -> 128, LeakyReLU(0.2), Linear 128 -> 256, Bnorm, ...,
-Linear 1024 -> 784, and D Linear 784 -> 512 -> 256 -> 1) as the template circulates in public copies. Its
-D ends in a sigmoid; ours gives the logit, which the bce loss reads through its own sigmoid. D's dropout is
-ours (model.dropout; the template has none). The same layers with conditional=true, the label joined to z and
-to the image, are our linear conditional GAN (report 003 says its G and D are "built with linear layers"
-and does not give their sizes)."""
+With w = 32 (the default g_width and d_width) and model.dropout=0 these are the layers of the template that
+report 002 says its G and D follow ("designed following the template"): G 128-256-512-1024, D 512-256. The report
+does not print the layers. They come from the template's comments as it circulates in public copies of the same
+assignment (LSTM on palindromes, an MNIST GAN, images every 500 batches, interpolation): G "Linear
+args.latent_dim -> 128, LeakyReLU(0.2), Linear 128 -> 256, Bnorm, LeakyReLU(0.2), ... Linear 1024 -> 768" (sic:
+the 784 pixels are meant), "Output non-linearity"; D "Linear 784 -> 512, LeakyReLU(0.2), Linear 512 -> 256,
+LeakyReLU(0.2), Linear 256 -> 1, Output non-linearity". Ours gives D's logit, which the loss reads through its
+own sigmoid; D's dropout is ours (model.dropout; the template has none). The same layers with conditional=true,
+the label joined to z and to the image, are our linear conditional GAN (report 003 says its G and D are "built
+with linear layers" and does not give their sizes)."""
 from __future__ import annotations
 
 import torch

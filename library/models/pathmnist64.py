@@ -1,15 +1,17 @@
 """Report 000's 64x64 DCGAN pair for PathMNIST, module for module as the report prints it (G 12,672,768
 parameters, D 2,765,824 at noise_dim 100): every convolution without a bias, the generator's Linear with one,
-no batch norm after that Linear, and D's attention branch, a bias-free Conv2d(256, 1, 1x1) + Sigmoid over the
-256-channel map of conv3. Module names and order are the printed ones, so `print(model)` reproduces the listing.
+no batch norm after that Linear, and D's attention branch, a bias-free Conv2d(256, 1, 1x1) + Sigmoid whose 256
+input channels can only be conv3's output. Module names and order are the printed ones, so `print(model)`
+reproduces the listing (tests/golden/report000_pathmnist64.txt).
 
 The listing shows modules, not `forward`; where it leaves the data flow open, the choice below is ours:
 - G: nothing between `project` and conv1 (no activation is printed there); the Linear's output is reshaped to
   1024 x 4 x 4.
 - D: the attention map gates conv3's output (h * attention(h), a weight in (0, 1) per position) before conv4;
-  `final` (k4, no padding) turns conv4's 4x4 map into one score per
-  image, with no sigmoid after it (the report's D losses go negative: a critic, or logits under a loss that
-  applies its own sigmoid).
+  `final` (k4, no padding) turns conv4's 4x4 map into one score per image, with no sigmoid after it (the
+  report's D losses go negative: a critic, or logits under a loss that applies its own sigmoid).
+Also ours: the weight init (DCGAN's, in gan.py) and the dropout rate as a setting (model.dropout; its default
+0.2 is the printed p).
 """
 from __future__ import annotations
 
