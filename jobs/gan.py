@@ -1,6 +1,6 @@
 """GANs on an image dataset, scored by a Fréchet distance: DCGAN (28/32/64 px, spectral norm, SAGAN
-self-attention, the PathMNIST attention branch), MLP GAN, conditional variants, and the bce / lsgan / hinge
-objectives, all chosen by `model.*` keys. Run alone: `python jobs/gan.py --help`."""
+self-attention, an attention branch), report 000's printed PathMNIST pair, MLP GAN, conditional variants, and the
+bce / lsgan / hinge / wgan-gp objectives, all chosen by `model.*` keys. Run alone: `python jobs/gan.py --help`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -13,7 +13,7 @@ from library import seeds
 from library.config import AdamConfig, DataConfig, EvalConfig, TrainConfig, require, section
 from library.data import DATASETS, default_root, load_images
 from library.job import Context, Job
-from library.losses import LOSSES
+from library.losses import LOSSES, gradient_penalty
 from library.metrics import FrechetScorer, metric_name
 from library.models.gan import GANModelConfig, build, interpolation_noise, sample_noise
 from library.pixels import to_float, to_uint8, write_grid
@@ -31,7 +31,16 @@ class GANConfig:
     eval: EvalConfig = section(EvalConfig)
 
     def check(self, prefix: str) -> None:
-        if DATASETS[self.data.name].num_classes:
+        dataset = DATASETS[self.data.name]
+        if self.model.arch == "pathmnist64":
+            printed = f"{{}} for {prefix}model.arch='pathmnist64' (report 000's pair is 64 px, 3 channels)"
+            require(self.data.image_size == 64, f"{prefix}data.image_size", self.data.image_size, printed.format(64))
+            require(dataset.channels == 3, f"{prefix}data.name", self.data.name,
+                    printed.format("a 3-channel dataset") + f"; {self.data.name!r} has {dataset.channels}")
+        require(not (self.train.compile and LOSSES[self.model.loss].gradient_penalty), f"{prefix}train.compile",
+                self.train.compile, f"false with {prefix}model.loss={self.model.loss!r} (torch.compile does not "
+                "differentiate twice, which the gradient penalty needs)")
+        if dataset.num_classes:
             return
         unlabelled = f"false: data.name={self.data.name!r} has no labels"
         require(not self.model.conditional, f"{prefix}model.conditional", self.model.conditional, unlabelled)
@@ -120,6 +129,10 @@ class GANJob(Job):
         opt_g, opt_d = ctx.optimizers["g"], ctx.optimizers["d"]
         loss = LOSSES[ctx.cfg.model.loss]
 
+        def critic(x):  # D on the gradient penalty's points, under the step's autocast
+            with ctx.autocast():
+                return ctx.model("d")(x, labels)
+
         # Discriminator, d_steps times. One backward per forward, as in pytorch/examples' dcgan: batch norm
         # sees real and fake batches separately.
         for _ in range(ctx.cfg.model.d_steps):
@@ -127,6 +140,13 @@ class GANJob(Job):
             opt_d.zero_grad(set_to_none=True)
             with ctx.autocast():
                 fake = g(z, labels)
+            if loss.gradient_penalty:
+                # On D without its DDP wrapper (DDP cannot differentiate twice) and before D's DDP passes: the
+                # penalty's gradient, accumulated locally, is then averaged over the ranks by the next synchronised
+                # backward, as gradients accumulated under DDP's no_sync are.
+                penalty = loss.gradient_penalty * gradient_penalty(critic, real, fake, ctx.scaler)
+                ctx.backward(penalty)
+            with ctx.autocast():
                 d_real = d(real, labels)
             loss_d_real = loss.d_real(d_real)
             ctx.backward(loss_d_real)
@@ -134,6 +154,11 @@ class GANJob(Job):
                 d_fake = d(fake.detach(), labels)
             loss_d_fake = loss.d_fake(d_fake)
             ctx.backward(loss_d_fake)
+            loss_d = loss_d_real + loss_d_fake
+            if loss.gradient_penalty:
+                # An fp16 overflow in the scaled gradient makes the penalty inf: the scaler skips this step and
+                # lowers its scale. That is not a divergence, so it is not reported as one.
+                loss_d = loss_d + (penalty.nan_to_num(0.0, 0.0, 0.0) if ctx.scaler.is_enabled() else penalty)
             ctx.step(opt_d)
 
         # Generator, on the last discriminator step's fakes.
@@ -143,7 +168,7 @@ class GANJob(Job):
         loss_g = loss.g(d_fooled)
         ctx.backward(loss_g)
         ctx.step(opt_g)
-        return {"loss_d": loss_d_real + loss_d_fake, "loss_g": loss_g,
+        return {"loss_d": loss_d, "loss_g": loss_g,
                 "d_real": loss.readout(d_real).mean(), "d_fake": loss.readout(d_fake).mean()}
 
     def evaluate(self, ctx: Context, final: bool):

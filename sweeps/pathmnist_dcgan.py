@@ -6,8 +6,8 @@ discriminator's 1x1-conv sigmoid attention branch, the bce objective, Adam 2e-4 
 epochs scored every 5 on 1,000 fakes: all our choices (the report states no optimizer).
 --preset=seed: report 000, second part: the printed G and D module by module, 1000 epochs of 704 iterations
 (89,996 tiles: batch 128, our reading; we drop the last partial batch, so 703), FID every 100 epochs with 1,000
-generated images, the best-by-FID model kept, G and D losses per iteration (here every 100th, our choice). Its losses go negative, so its objective is a critic's
-(WGAN-type); the report names neither the objective nor the optimizer. Our choices: WGAN-GP with the paper's
+generated images, the best-by-FID model kept, G and D losses per iteration (here every 100th, our choice). Its
+losses go negative, so its objective is a critic's (WGAN-type); the report names neither the objective nor the optimizer. Our choices: WGAN-GP with the paper's
 defaults (Gulrajani et al.: gradient penalty 10, 5 critic steps per generator step, Adam lr 1e-4, betas 0 and
 0.9), the final FID on 1,000 images too, train.max_loss 1e6 (the report's D loss reached 3.8e4 and training
 went on; a loss above train.max_loss, or NaN/Inf, ends a trial as `diverged`).

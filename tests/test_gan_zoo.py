@@ -1,5 +1,5 @@
-"""The GAN model zoo and its objectives: the PathMNIST pair's size, every variant's shapes, self-attention, spectral
-norm, the three losses, d_steps, config errors, conditional grids, and the divergence guard on the PathMNIST setup."""
+"""The GAN model zoo and its objectives: the 64 px dcgan pair's size, every variant's shapes, self-attention, spectral
+norm, the losses, d_steps, config errors, conditional grids, and the divergence guard on the PathMNIST setup."""
 import math
 
 import pytest
@@ -37,16 +37,17 @@ def count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def pathmnist_pair(**overrides):
+def dcgan64_pair(**overrides):
     cfg = parse(GANConfig, {"data.name": "pathmnist", "data.image_size": 64, "model.g_width": 128,
                             "model.d_width": 64, **overrides})
     return build(cfg.model, 64, 3, 9)
 
 
-def test_pathmnist_64px_pair_has_the_parameter_counts_of_its_layer_list():
-    # DESIGN.md: G = Linear(noise -> 1024*4*4), ConvTranspose 1024->512->256->128->3 (k4 s2 p1, BatchNorm, Tanh);
-    # D = Conv 3->64->128->256->512 (k4 s2 p1, BatchNorm from the 2nd) + Conv(512, 1, k4). Convolutions followed by
-    # batch norm carry no bias (the norm's shift replaces it).
+def test_dcgan_64px_pair_has_the_parameter_counts_of_its_layer_list():
+    # The dcgan family at widths 128/64 has report 000's channel plan: G = Linear(noise -> 1024*4*4), ConvTranspose
+    # 1024->512->256->128->3 (k4 s2 p1, BatchNorm, Tanh); D = Conv 3->64->128->256->512 (k4 s2 p1, BatchNorm from
+    # the 2nd) + Conv(512, 1, k4). Convolutions followed by batch norm carry no bias (the norm's shift replaces it).
+    # The report's printed pair itself (other biases and norms) is arch=pathmnist64: tests/test_gan_as_printed.py.
     generator = (linear(100, 1024 * 4 * 4, bias=False) + batch_norm(1024)
                  + conv(1024, 512, 4, bias=False) + batch_norm(512)
                  + conv(512, 256, 4, bias=False) + batch_norm(256)
@@ -57,9 +58,9 @@ def test_pathmnist_64px_pair_has_the_parameter_counts_of_its_layer_list():
                      + conv(128, 256, 4, bias=False) + batch_norm(256)
                      + conv(256, 512, 4, bias=False) + batch_norm(512)
                      + conv(512, 1, 4))
-    g, d = pathmnist_pair()
+    g, d = dcgan64_pair()
     assert (count(g), count(d)) == (generator, discriminator) == (12_658_435, 2_765_633)
-    _, d_branch = pathmnist_pair(**{"model.attention": "branch"})
+    _, d_branch = dcgan64_pair(**{"model.attention": "branch"})
     assert count(d_branch) == discriminator + conv(512, 1, 1)  # the 1x1-conv sigmoid attention branch
 
     fake = g(torch.randn(2, 100))
@@ -93,8 +94,9 @@ def test_every_variant_maps_noise_to_images_and_images_to_one_logit_each(variant
     assert first.grad is not None and first.grad.abs().sum() > 0
 
 
-def test_conditional_models_use_the_label():
-    cfg = parse(GANConfig, {"model.conditional": True})
+@pytest.mark.parametrize("arch", ["dcgan", "mlp"])  # mlp: report 003's conditional GAN "built with linear layers"
+def test_conditional_models_use_the_label(arch):
+    cfg = parse(GANConfig, {"model.conditional": True, "model.arch": arch})
     g, d = build(cfg.model, 28, 1, 10)
     g.eval(), d.eval()
     z = sample_noise(cfg.model, 1, "cpu").repeat(2, 1)
@@ -150,6 +152,10 @@ def test_losses_match_their_papers_at_known_points():
     assert LOSSES["lsgan"].g(zero).item() == pytest.approx(0.5)  # (1/2) (D(G(z)) - 1)^2
     assert LOSSES["hinge"].d_real(one).item() == 0 and LOSSES["hinge"].d_fake(-one).item() == 0
     assert LOSSES["hinge"].d_fake(zero).item() == 1 and LOSSES["hinge"].g(one).item() == -1
+    # Gulrajani et al. (2017): the critic's loss D(G(z)) - D(x), G's -D(G(z)), penalty weight lambda = 10
+    assert LOSSES["wgan-gp"].d_real(one).item() == -1 and LOSSES["wgan-gp"].d_fake(one).item() == 1
+    assert LOSSES["wgan-gp"].g(one).item() == -1 and LOSSES["wgan-gp"].gradient_penalty == 10
+    assert not any(LOSSES[name].gradient_penalty for name in ("bce", "lsgan", "hinge"))
 
 
 @pytest.mark.parametrize("overrides, key, allowed", [
@@ -159,7 +165,7 @@ def test_losses_match_their_papers_at_known_points():
     ({"model.spectral_norm": "on"}, "model.spectral_norm", "off, d or both"),
     ({"model.loss": "wgan"}, "model.loss", "bce, lsgan, hinge"),
     ({"model.d_steps": 0}, "model.d_steps", "[1, 100]"),
-    ({"model.arch": "resnet"}, "model.arch", "dcgan or mlp"),
+    ({"model.arch": "resnet"}, "model.arch", "dcgan, mlp or pathmnist64"),
 ])
 def test_bad_model_values_name_the_field_and_what_is_allowed(overrides, key, allowed):
     with pytest.raises(ConfigError) as error:
@@ -244,11 +250,11 @@ def test_conditional_dcgan_learns_to_draw_the_digit_it_is_asked_for(tmp_path):
 
 
 def test_pathmnist_setup_that_explodes_is_recorded_as_diverged(tmp_path):
-    # The original PathMNIST run's D loss reached 3.8e4. Learning rate 1 blows this 64 px pair up in its first two
-    # steps; the guard (train.max_loss, NaN/Inf) must end the trial there and say why.
+    # The original PathMNIST run's D loss reached 3.8e4. Learning rate 1 blows the report's printed pair up in its
+    # first two steps; the guard (train.max_loss, NaN/Inf) must end the trial there and say why.
     write_pathmnist(tmp_path / "data" / "medmnist", 64, n=8)
     cfg = to_dict(parse(GANConfig, {"data.name": "pathmnist", "data.root": str(tmp_path / "data"),
-                                    "data.image_size": 64, "model.g_width": 128, "model.d_width": 64,
+                                    "data.image_size": 64, "model.arch": "pathmnist64",
                                     "model.loss": "lsgan", "optim.lr": 1.0, "train.batch_size": 4,
                                     "train.epochs": 2, "eval.num_samples": 10, "eval.final_num_samples": 10}))
     JOB.prepare(parse(GANConfig, cfg))

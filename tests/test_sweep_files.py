@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import ROOT, TINY, write_pathmnist
-from library.config import ConfigError, parse, to_dict
+from library.config import parse, to_dict
 from library.driver import main
 from library.job import load_job
 from library.resources import Resources
@@ -68,22 +68,12 @@ def test_sweep_file_dry_runs_and_its_last_trial_trains(path, tmp_path, capsys):
         assert status["reason"].endswith(" in epoch 1"), status["reason"]
 
 
-WAITING = {"pathmnist_dcgan": "model.arch='pathmnist64'"}
-"""Seed presets that select models being added in parallel (issue 15: report 000's PathMNIST pair and the
-WGAN-GP objective): until they are merged, validation refuses them, naming the value. Once merged, this test
-fails for them: delete their entry here."""
-
-
 @pytest.mark.parametrize("path", SWEEPS, ids=[p.stem for p in SWEEPS])
 def test_sweep_file_names_its_report_and_its_seed_preset_dry_runs(path, tmp_path, capsys):
     sweep = load_sweep(path)
     doc = importlib.util.spec_from_file_location(path.stem, path).loader.get_source(path.stem)
     assert re.search(r"report 00[0-4]", doc) and "--preset=seed" in doc, "the docstring says which report it follows"
     assert "seed" in sweep.presets
-    if path.stem in WAITING:
-        with pytest.raises(ConfigError, match=re.escape(WAITING[path.stem])):
-            resolve(sweep.with_preset("seed"))
-        return
     _, trials = resolve(sweep.with_preset("seed"))
     main(sweep, ["--dry-run", "--preset=seed", "--backend=local", f"--runs-dir={tmp_path}"])
     assert f"{sweep.name}-seed: {len(trials)} trials" in capsys.readouterr().out

@@ -1,10 +1,11 @@
 """DCGAN (Radford et al., 2015) generator and discriminator for 28, 32 and 64 px images, with the variants the
-studies need: self-attention (SAGAN), the PathMNIST discriminator's attention branch, and label conditioning.
+studies need: self-attention (SAGAN), an attention branch, label conditioning, and the critic's norms.
 
-The 64 px pair with g_width=128, d_width=64 has the widths of report 000's PathMNIST pair, not its exact modules
-(biases, batch norms and where the attention branch reads differ from the printed listing):
-G = Linear(z -> 1024x4x4), ConvTranspose 1024->512->256->128->C; D = Conv C->64->128->256->512, Conv(512, 1, k4).
-28 px starts from 7x7 instead of 4x4 so that two k4 s2 p1 up-convolutions land exactly on 28.
+The 64 px pair with g_width=128, d_width=64 has the channel plan of report 000's PathMNIST pair
+(G = Linear(z -> 1024x4x4), ConvTranspose 1024->512->256->128->C; D = Conv C->64->128->256->512, Conv(512, 1, k4))
+but not its layers (biases, the norm after the Linear, where the attention branch reads): the printed pair
+itself is pathmnist64.py. 28 px starts from 7x7 instead of 4x4 so that two k4 s2 p1 up-convolutions land
+exactly on 28.
 """
 from __future__ import annotations
 
@@ -49,11 +50,13 @@ class Generator(nn.Module):
 
 class Discriminator(nn.Module):
     """C x size x size (+ the label as num_classes one-hot planes) -> one logit. attention: "self" puts a SAGAN block after the first block
-    (size/2 x size/2), "branch" gates the last feature map by a 1x1-conv sigmoid. batch_norm=False is for
-    spectral normalization, which takes over batch norm's job of keeping D's scale in check (Miyato et al.)."""
+    (size/2 x size/2), "branch" gates the last feature map by a 1x1-conv sigmoid. norm after blocks 2.. :
+    "batch"; "none" under spectral normalization, which takes over batch norm's job of keeping D's scale in check
+    (Miyato et al.); "layer" for a WGAN-GP critic, whose penalty is per sample and so must not mix the samples
+    of a batch (Gulrajani et al. 2017, section 4, recommend layer norm in place of batch norm)."""
 
     def __init__(self, image_size: int, channels: int, width: int, dropout: float, num_classes: int = 0,
-                 attention: str = "none", batch_norm: bool = True):
+                 attention: str = "none", norm: str = "batch"):
         super().__init__()
         base, stages = BASE[image_size], STAGES[image_size]
         top = width * 2 ** (stages - 1)
@@ -63,8 +66,9 @@ class Discriminator(nn.Module):
             layers.append(SelfAttention(width))
         for i in range(stages - 1):  # each block halves the side and doubles the channels
             c = width * 2**i
-            norm = [nn.BatchNorm2d(2 * c)] if batch_norm else []
-            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=not batch_norm), *norm, nn.LeakyReLU(0.2, inplace=True),
+            # GroupNorm with one group: layer norm over C x h x w, with a scale and shift per channel
+            normalize = {"batch": [nn.BatchNorm2d(2 * c)], "layer": [nn.GroupNorm(1, 2 * c)], "none": []}[norm]
+            layers += [nn.Conv2d(c, 2 * c, 4, 2, 1, bias=norm == "none"), *normalize, nn.LeakyReLU(0.2, inplace=True),
                        nn.Dropout2d(dropout)]
         if attention == "branch":
             layers.append(AttentionBranch(top))

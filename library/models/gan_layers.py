@@ -1,5 +1,5 @@
-"""Building blocks the GAN variants share: self-attention (SAGAN), the attention branch of the PathMNIST
-discriminator, and the label planes of a conditional discriminator."""
+"""Building blocks the GAN variants share: self-attention (SAGAN), an attention branch for the discriminator,
+and the label planes of a conditional discriminator."""
 from __future__ import annotations
 
 import torch
@@ -31,9 +31,9 @@ class SelfAttention(nn.Module):
 
 
 class AttentionBranch(nn.Module):
-    """An attention branch after the one report 000 prints for its PathMNIST discriminator (a 1x1 Conv2d to one
-    channel and a Sigmoid; the report does not say how its output is used). Here, our reading: the weight in
-    (0, 1) it gives each position gates the feature map, so D can attend to some regions more than others."""
+    """A 1x1 conv and a sigmoid give each position a weight in (0, 1) that gates the feature map, so D can attend to
+    the informative regions. Report 000's PathMNIST D has such a branch (bias-free, on conv3's 256-channel map:
+    pathmnist64.py); dcgan's optional one, with a bias, gates its last feature map instead."""
 
     def __init__(self, channels: int):
         super().__init__()

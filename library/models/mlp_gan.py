@@ -1,6 +1,16 @@
-"""The fully connected GAN of Goodfellow et al. (2014), in the form PyTorch-GAN's gan.py popularised:
-G = z -> 8w -> 16w -> 32w -> C*size*size (Tanh), D = C*size*size -> 16w -> 8w -> 1, LeakyReLU 0.2 throughout.
-With w = 32 that is 256-512-1024 for G and 512-256 for D."""
+"""A fully connected GAN (Goodfellow et al. 2014): G = z -> 4w -> 8w -> 16w -> 32w -> C*size*size (Tanh), batch
+norm from G's second layer on; D = C*size*size -> 16w -> 8w -> 1 (one logit); LeakyReLU 0.2 throughout.
+
+With w = 32 (the default g_width and d_width) and model.dropout=0 these are the layers of the template that
+report 002 says its G and D follow ("designed following the template"): G 128-256-512-1024, D 512-256. The report
+does not print the layers. They come from the template's comments as it circulates in public copies of the same
+assignment (LSTM on palindromes, an MNIST GAN, images every 500 batches, interpolation): G "Linear
+args.latent_dim -> 128, LeakyReLU(0.2), Linear 128 -> 256, Bnorm, LeakyReLU(0.2), ... Linear 1024 -> 768" (sic:
+the 784 pixels are meant), "Output non-linearity"; D "Linear 784 -> 512, LeakyReLU(0.2), Linear 512 -> 256,
+LeakyReLU(0.2), Linear 256 -> 1, Output non-linearity". Ours gives D's logit, which the loss reads through its
+own sigmoid; D's dropout is ours (model.dropout; the template has none). The same layers with conditional=true,
+the label joined to z and to the image, are our linear conditional GAN (report 003 says its G and D are "built
+with linear layers" and does not give their sizes)."""
 from __future__ import annotations
 
 import torch
@@ -8,13 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 
-
 class Generator(nn.Module):
     def __init__(self, image_size: int, channels: int, noise_dim: int, width: int, num_classes: int = 0):
         super().__init__()
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None  # as wide as a one-hot y
         self.net = nn.Sequential(
-            nn.Linear(noise_dim + num_classes, 8 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 8w
+            nn.Linear(noise_dim + num_classes, 4 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 4w
+            nn.Linear(4 * width, 8 * width), nn.BatchNorm1d(8 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 8w
             nn.Linear(8 * width, 16 * width), nn.BatchNorm1d(16 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 16w
             nn.Linear(16 * width, 32 * width), nn.BatchNorm1d(32 * width), nn.LeakyReLU(0.2, inplace=True),  # -> 32w
             nn.Linear(32 * width, channels * image_size**2), nn.Tanh(),  # -> C*size*size
