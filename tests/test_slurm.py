@@ -267,3 +267,12 @@ def test_fake_gres_gpu_trial_lands_on_the_gpu_node_and_fails_clearly_where_torch
     (job,) = read_json(tmp_path / "runs/gpu/slurm_jobs.json").values()
     nodes = subprocess.run(["sacct", "-n", "-X", "-P", "-j", job, "-o", "NodeList"], capture_output=True, text=True)
     assert nodes.stdout.split() == ["gpu1"]
+
+
+def test_ray_slurm_refuses_before_sbatch_a_trial_bigger_than_its_ray_cluster(cluster, tmp_path):
+    write_site(tmp_path, SITE + "ray_cpus_per_node = 1\n")  # 1 node: 1 CPU + 1 for the trials' Tune processes
+    path = write_sweep(tmp_path, name="toobig", base=BASE)
+    out = sweep_cli(path, "--workers-per-trial=2", backend="ray-slurm", check=False, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "one trial needs 2.01 CPU" in out.stderr and "site.ray_cpus_per_node=1" in out.stderr, out.stderr
+    assert not (tmp_path / "runs/toobig/slurm_jobs.json").exists()

@@ -25,11 +25,12 @@ DDP = {"data.limit": 2048, "train.batch_size": 64, "train.epochs": 3, "eval.ever
 """Epochs 1 and 2 train without evaluating, so their elapsed times differ by one epoch of training steps."""
 
 
-def run_sweep(work: Path, name: str, base: dict, grid: dict, *args: str) -> tuple[float, Path]:
+def run_sweep(work: Path, name: str, base: dict, grid: dict, *args: str,
+              cpus_per_node: int = 1) -> tuple[float, Path]:
     """Run a sweep file on ray-slurm from `work`; (wall seconds, its run folder)."""
     folder = work / name
     folder.mkdir(parents=True)
-    (folder / "site.toml").write_text('slurm_partition = "debug"\ntimeout_min = 20\nray_cpus_per_node = 1\n')
+    (folder / "site.toml").write_text(f'slurm_partition = "debug"\ntimeout_min = 20\nray_cpus_per_node = {cpus_per_node}\n')
     (folder / f"{name}.py").write_text(SWEEP_FILE.format(name=name, base=base, grid=grid))
     started = time.time()
     out = subprocess.run([sys.executable, f"{name}.py", "--backend=ray-slurm", "--site=site.toml", *args],
@@ -60,7 +61,8 @@ def multinode(work: Path) -> dict:
     hosts = sorted({h for s in statuses for h in s["hosts"]})
     _, spread = run_sweep(work, "ddp_spread", DDP, {"optim.beta1": [0.5]}, "--nodes=2", "--workers-per-trial=2",
                           "--placement=spread")
-    _, packed = run_sweep(work, "ddp_packed", DDP, {"optim.beta1": [0.5]}, "--nodes=1", "--workers-per-trial=2")
+    _, packed = run_sweep(work, "ddp_packed", DDP, {"optim.beta1": [0.5]}, "--nodes=1", "--workers-per-trial=2",
+                          cpus_per_node=2)
     (spread_s, spread_hosts), (packed_s, packed_hosts) = step_time(spread), step_time(packed)
     return {"sweep_wall_s": wall, "sweep_first_step_s": first_step, "sweep_hosts": hosts,
             "ddp_spread_step_s": spread_s, "ddp_spread_hosts": spread_hosts,

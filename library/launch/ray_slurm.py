@@ -135,9 +135,13 @@ class RaySlurmBackend(SlurmBackend):
 
     def check(self, sweep: Sweep) -> None:
         check_request(self.site, sweep.resources)
-        nodes, gpus = self.options.nodes, self.site.ray_gpus_per_node
-        sweep.resources.check_fits({"CPU": float("inf"), "GPU": gpus * nodes},
-                                   f"the Ray cluster job ({nodes} node(s) x site.ray_gpus_per_node={gpus})")
+        nodes, cpus, gpus = self.options.nodes, self.site.ray_cpus_per_node, self.site.ray_gpus_per_node
+        # Unset, ray_cpus_per_node is sized to the trials (sbatch_script); the head adds a CPU for the trials'
+        # Tune processes when trials have Train workers.
+        total_cpus = cpus * nodes + (1 if sweep.resources.workers else 0) if cpus else float("inf")
+        sweep.resources.check_fits({"CPU": total_cpus, "GPU": gpus * nodes},
+                                   f"the Ray cluster job ({nodes} node(s) x site.ray_cpus_per_node={cpus or 'auto'}, "
+                                   f"site.ray_gpus_per_node={gpus})")
 
     def submit(self, sweep: Sweep, trials: list[Trial], run_root: Path) -> str:
         job = submit(sweep, trials, run_root, self.site, self.options.nodes)
