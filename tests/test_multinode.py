@@ -26,6 +26,15 @@ def node_lists(job: str) -> dict[str, str]:
     return dict(line.split("|") for line in out.splitlines() if "|" in line)
 
 
+def running_on(job: str) -> list[str]:
+    """The nodes of a running job, from squeue: the live state (sacct's NodeList can lag a job's start)."""
+    def nodes() -> str:
+        return subprocess.run(["squeue", "-h", "-j", job, "-t", "RUNNING", "-o", "%N"], capture_output=True,
+                              text=True, timeout=30).stdout.strip()
+    wait_for(lambda: nodes(), 120, f"job {job} to run")
+    return subprocess.run(["scontrol", "show", "hostnames", nodes()], capture_output=True, text=True).stdout.split()
+
+
 def statuses(run_root: Path) -> dict[str, dict]:
     return {p.parent.name: read_json(p) for p in run_root.glob(f"*/{STATUS}")}
 
@@ -110,7 +119,7 @@ def test_a_node_lost_mid_trial_requeues_the_task_elsewhere_and_it_resumes_from_i
     sweep_cli(path, "--detach", backend="slurm")
     (job,) = read_json(tmp_path / "runs/lost/slurm_jobs.json").values()
     wait_for(lambda: any(s.get("epoch", 0) >= 2 for s in statuses(tmp_path / "runs/lost").values()), 240, "epoch 2")
-    node = node_lists(job)[job]
+    (node,) = running_on(job)
 
     lose_node(node)  # slurmd and the task die with nothing saved; Slurm sets the node DOWN and requeues the task
     wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
@@ -130,10 +139,7 @@ def test_ray_slurm_losing_a_worker_node_retries_its_trials_from_their_checkpoint
     write_site(tmp_path, SITE + "ray_cpus_per_node = 1\n")
     sweep_cli(path, "--nodes=2", "--detach", backend="ray-slurm")
     (job,) = set(read_json(tmp_path / "runs/raylost/slurm_jobs.json").values())
-    wait_for(lambda: "RUNNING" in subprocess.run(["squeue", "-h", "-j", job, "-o", "%T"], capture_output=True,
-                                                 text=True).stdout, 120, "the job to start")
-    head, worker = subprocess.run(["scontrol", "show", "hostnames", node_lists(job)[job]], capture_output=True,
-                                  text=True).stdout.split()
+    head, worker = running_on(job)
 
     def on_worker_with_a_checkpoint() -> bool:
         return any(s["hosts"] == [worker] and s.get("epoch", 0) >= 1 and s["status"] == "running"
