@@ -36,7 +36,8 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
         args, overrides = parse_args(argv, sweep)
         sweep, trials = configure(sweep, args, overrides)
         backend = launch.get(args.backend, launch.LaunchOptions(site=args.site, nodes=args.nodes,
-                                                                max_concurrent=args.max_concurrent))
+                                                                max_concurrent=args.max_concurrent,
+                                                                trials_per_task=args.trials_per_task))
         for flag, folder in (("--runs-dir", args.runs_dir), ("--results-dir", args.results_dir)):
             require(writable(folder), flag, str(folder), "a folder this user can write to, or create")
         backend.check(sweep)
@@ -123,6 +124,13 @@ def parse_args(argv: list[str], sweep: Sweep) -> tuple[argparse.Namespace, dict[
     parser.add_argument("--workers-per-trial", type=int, default=None,
                         help="Ray Train workers (DDP ranks) per trial; 0 = in the trial's own process")
     parser.add_argument("--gpus-per-worker", type=int, default=None, help="GPUs per Ray Train worker")
+    parser.add_argument("--gpus-per-trial", type=float, default=None,
+                        help="GPUs per trial, all its workers together; a fraction shares a GPU (0.25: four trials "
+                        "on one GPU, for trials of one process)")
+    parser.add_argument("--trials-per-task", type=int, default=0,
+                        help="slurm: trials run inside one array task, one after another or several at once where "
+                        "the task's GPU is shared (default 0: as many as keep the array within "
+                        "site.slurm_array_parallelism tasks, at least as many as share a GPU)")
     parser.add_argument("--placement", choices=["pack", "spread"], default=None,
                         help="a trial's workers on as few nodes as possible (pack) or one per node (spread)")
     parser.add_argument("--runs-dir", type=expand_path, default=Path("runs"), help="checkpoints and per-trial files")
@@ -148,6 +156,14 @@ def configure(sweep: Sweep, args: argparse.Namespace, overrides: dict[str, str])
     if args.gpus_per_worker is not None:
         require(args.gpus_per_worker >= 0, "--gpus-per-worker", args.gpus_per_worker, "an integer >= 0")
         res = replace(res, gpus_per_worker=args.gpus_per_worker)
+    if args.gpus_per_trial is not None:
+        require(args.gpus_per_worker is None, "--gpus-per-trial", args.gpus_per_trial,
+                "given alone: --gpus-per-worker says the same per Ray Train worker")
+        per_worker = args.gpus_per_trial / max(1, res.workers)
+        require(args.gpus_per_trial >= 0 and (res.workers <= 1 or per_worker == int(per_worker)), "--gpus-per-trial",
+                args.gpus_per_trial, f"a number >= 0 that {res.workers} workers share in whole GPUs")
+        res = replace(res, gpus_per_worker=per_worker)
+    require(args.trials_per_task >= 0, "--trials-per-task", args.trials_per_task, "an integer >= 0 (0: chosen for you)")
     if args.placement is not None:
         res = replace(res, placement=args.placement)
     require(args.max_concurrent >= 0, "--max-concurrent", args.max_concurrent, "an integer >= 0")

@@ -20,8 +20,9 @@ class Resources:
     """Ray Train workers (DDP ranks); 0 runs the loop in the calling process (Ray Train's local mode)."""
     cpus_per_worker: int = 1
     """CPU cores per worker; also its torch thread count."""
-    gpus_per_worker: int = 0
-    """GPUs per worker (0 = CPU)."""
+    gpus_per_worker: float = 0
+    """GPUs per worker (0 = CPU). A fraction (0.25: four trials share a GPU) only for a trial of one process
+    (workers 0 or 1): DDP ranks need whole GPUs."""
     placement: str = "pack"
     """Where a trial's workers go (Ray's placement strategy): pack (as few nodes as possible: DDP traffic stays
     inside a node) or spread (one per node where possible, e.g. to use several nodes' memory or to test DDP
@@ -29,6 +30,15 @@ class Resources:
 
     def __post_init__(self) -> None:
         require(self.placement in ("pack", "spread"), "resources.placement", self.placement, "pack or spread")
+        gpus = self.gpus_per_worker
+        require(gpus >= 0 and (gpus == int(gpus) or (gpus < 1 and self.workers <= 1)), "--gpus-per-trial", gpus,
+                "a whole number of GPUs, or a fraction below 1 (0.25: four trials share a GPU) for a trial of one "
+                "process (--workers-per-trial 0 or 1): DDP ranks need whole GPUs")
+
+    @property
+    def gpus(self) -> float:
+        """GPUs of one trial, all its workers together."""
+        return max(1, self.workers) * self.gpus_per_worker
 
     def needs(self) -> dict[str, float]:
         """Ray resources one trial holds at once: its Train workers, and its Tune process's DRIVER_CPU."""

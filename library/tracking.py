@@ -8,6 +8,7 @@ write it anywhere.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
 import re
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 
+CLOSE_WAIT_S = 30
+"""At exit, how long a process waits for its trial thread to close the W&B run it is closing."""
 DEFAULT_PROJECT = "dl-studies"  # the W&B project of every trial's run, from a sweep or a single `jobs/NAME.py`
 
 
@@ -69,6 +72,7 @@ class Tracker:
     def __init__(self, settings: dict[str, Any] | None, trial: str, config: dict[str, Any], run_dir: Path):
         self.run = None
         self._starting = None
+        self._closed = threading.Event()
         if not settings or settings.get("mode") == "disabled":
             return
         # Importing wandb and starting its service take seconds: do it beside the first epoch, not before it.
@@ -85,6 +89,11 @@ class Tracker:
                 id=run_id(settings.get("group"), trial), resume="allow", config=config, dir=str(run_dir),
                 mode=settings["mode"],
                 settings=wandb.Settings(silent=True, console="off", init_timeout=settings.get("init_timeout", 60)))
+            # Ray Tune ends a trial its scheduler stopped (ASHA) by exiting the trial's process while the training
+            # thread is still closing the run: wandb's own exit hook then leaves it half closed and the shared
+            # service closes it a second time (two exit records). Registered after wandb's, this hook runs
+            # first and lets the thread finish closing.
+            atexit.register(self._closed.wait, CLOSE_WAIT_S)
         except Exception as e:  # no W&B is no reason to lose a trial
             print(f"warning: W&B run not started ({type(e).__name__}: {e}); training goes on without it")
 
@@ -121,11 +130,14 @@ class Tracker:
             self.run.finish(exit_code=exit_code)
         except Exception as e:
             self._give_up(e)
-        self.run = None
+        finally:
+            self.run = None
+            self._closed.set()
 
     def _give_up(self, e: Exception) -> None:
         print(f"warning: W&B logging stopped ({type(e).__name__}: {e}); training goes on without it")
         self.run = None
+        self._closed.set()
 
 
 def offline_runs(run_root: Path) -> list[Path]:

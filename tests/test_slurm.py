@@ -9,7 +9,7 @@ import pytest
 
 from helpers import SITE, TINY, assert_same_run, started_again, sweep_cli, wait_for, write_site, write_sweep
 from library.files import read_json
-from library.launch import slurm
+from library.launch import slurm, task
 from library.results import collect
 from library.sweep import Sweep, expand
 
@@ -135,7 +135,7 @@ def test_large_grids_are_split_at_the_clusters_max_array_size(cluster, tmp_path,
                   grid={"train.seed": [1, 2, 3, 4, 5]})
     trials = expand(sweep)
     run_root = tmp_path / "runs/split"
-    jobs = slurm.submit(sweep, trials, run_root, slurm.SiteProfile(slurm_partition="debug"), {"mode": "disabled"})
+    jobs, _, _ = slurm.submit(sweep, trials, run_root, slurm.SiteProfile(slurm_partition="debug"), {"mode": "disabled"})
     try:
         assert len(jobs) == 5 and len({j.split("_")[0] for j in jobs.values()}) == 3
     finally:
@@ -217,12 +217,17 @@ def test_no_progress_decision_stops_requeueing_only_a_requeued_task_stuck_at_its
 
     stuck = {"preempted": {"epoch": 2, "step": 40}, "resumed_from": {"epoch": 2, "step": 40}}
     moved = {"preempted": {"epoch": 2, "step": 48}, "resumed_from": {"epoch": 2, "step": 40}}
+    done = {"status": "completed", "resumed_from": {"epoch": 2, "step": 40}}
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
-    assert slurm.no_progress(stuck, Handler(True).requeue)
-    assert not slurm.no_progress(moved, Handler(True).requeue)
-    assert not slurm.no_progress(stuck, Handler(False).requeue)  # preempted early, not at the time limit: requeue
+    assert task.no_progress([stuck], Handler(True).requeue)
+    assert not task.no_progress([moved], Handler(True).requeue)
+    assert not task.no_progress([stuck], Handler(False).requeue)  # preempted early, not at the time limit: requeue
+    # A pack: one trial that moved or finished is progress; a pack that started no trial before the limit is none.
+    assert not task.no_progress([stuck, moved], Handler(True).requeue)
+    assert not task.no_progress([stuck, done], Handler(True).requeue)
+    assert task.no_progress([], Handler(True).requeue)
     monkeypatch.setenv("SLURM_RESTART_COUNT", "0")
-    assert not slurm.no_progress(stuck, Handler(True).requeue)  # the first run: nothing was tried yet
+    assert not task.no_progress([stuck], Handler(True).requeue)  # the first run: nothing was tried yet
 
 
 def test_ray_slurm_job_signalled_before_its_time_limit_checkpoints_requeues_and_completes(cluster, tmp_path):

@@ -19,6 +19,8 @@ class LaunchOptions:
     """Nodes of one allocation (ray-slurm: the Ray cluster job)."""
     max_concurrent: int = 0
     """Trials at once (0: as the resources allow)."""
+    trials_per_task: int = 0
+    """slurm: trials packed into one array task (0: chosen by library.launch.pack.pack_size)."""
 
 
 class Backend(Protocol):

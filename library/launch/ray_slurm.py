@@ -14,8 +14,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from library.config import require
 from library.files import read_json, write_json, write_text
-from library.launch import local
+from library.launch import local, snapshot
 from library.launch.slurm import SiteProfile, SlurmBackend, check_request, record_jobs, run_slurm
 from library.resources import Resources
 from library.sweep import RECORD, Sweep
@@ -105,7 +106,8 @@ def submit(sweep: Sweep, trials: list[Trial], run_root: Path, site: SiteProfile,
     script = folder / "job.sbatch"
     write_text(script, sbatch_script(sweep.name, run_root, site, sweep.resources, nodes, len(trials), sys.executable))
     try:
-        out = run_slurm("sbatch", "--parsable", str(script))
+        with snapshot.submitted_from(run_root):  # a requeued job runs the code of its submission
+            out = run_slurm("sbatch", "--parsable", str(script))
     except RuntimeError as e:
         raise RuntimeError(f"Slurm refused the submission: {e}") from None
     job = out.strip().split(";")[0]
@@ -134,6 +136,9 @@ class RaySlurmBackend(SlurmBackend):
     name = "ray-slurm"
 
     def check(self, sweep: Sweep) -> None:
+        require(self.options.trials_per_task <= 1, "--trials-per-task", self.options.trials_per_task,
+                "0 or 1 with --backend=ray-slurm: its one job already runs every trial on one Ray cluster (share GPUs "
+                "with a fractional --gpus-per-trial)")
         check_request(self.site, sweep.resources)
         nodes, cpus, gpus = self.options.nodes, self.site.ray_cpus_per_node, self.site.ray_gpus_per_node
         # Unset, ray_cpus_per_node is sized to the trials (sbatch_script); the head adds a CPU for the trials'

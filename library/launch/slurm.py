@@ -1,18 +1,17 @@
-"""The slurm backend: one submitit array task per trial, `%` limiting how many run at once.
+"""The slurm backend: submitit array tasks of one trial each, or of a pack of trials (--trials-per-task), `%`
+limiting how many run at once.
 
-Each task trains its trial through the harness (Ray Train on the task's allocation: DDP over the node's
-GPUs). A task is a submitit Checkpointable: on preemption or before its time limit Slurm sends SIGUSR2 and
-submitit requeues it; the requeued task finds its run dir's latest checkpoint and resumes (a SIGTERM requeue
-restarts the task, which resumes the same way). Job ids are kept in runs/SWEEP/slurm_jobs.json, so --status,
---cancel and re-runs work later from any shell.
+Each task trains its trials through the harness (library.launch.task: Ray Train on the task's allocation), and
+requeues itself on preemption or before its time limit, resuming from the trials' checkpoints. Job ids are kept
+in runs/SWEEP/slurm_jobs.json (every trial of a pack under its task's id), so --status, --cancel and re-runs work
+later from any shell.
 """
 from __future__ import annotations
 
 import getpass
+import math
 import os
-import signal
 import subprocess
-import threading
 import time
 import tomllib
 from dataclasses import dataclass, field, replace
@@ -24,10 +23,11 @@ import submitit
 from library.config import ConfigError, parse, require
 from library.files import read_json, write_json
 from library.launch.backend import LaunchOptions
-from library.resources import PRIVATE_RAY_IP, Resources
+from library.launch import snapshot
+from library.launch.task import TrialsTask, pack_slots, task_gpus
+from library.resources import Resources
 from library.sweep import Sweep
-from library.train import fit
-from library.trial import Status, Trial, mark, queue_again, read_status, request_stop, status_of
+from library.trial import Status, Trial, mark, queue_again, read_status, status_of
 
 JOBS = "slurm_jobs.json"
 ACTIVE = {"UNKNOWN", "PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
@@ -51,7 +51,7 @@ class SiteProfile:
     mem_gb: int = 0
     """Memory per task in GB (0 = the partition's default)."""
     slurm_array_parallelism: int = 64
-    """At most this many trials run at once (the % of --array)."""
+    """At most this many array tasks run at once (the % of --array); a task runs one trial, or a pack of them."""
     slurm_setup: list[str] = field(default_factory=list)
     """Shell lines run before each task: `module load cuda/12.4`, `source ~/venvs/dl/bin/activate`."""
     ray_cpus_per_node: int = 0
@@ -78,78 +78,6 @@ def load_site(path: str | os.PathLike | None) -> SiteProfile:
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError("--site", str(path), f"a readable TOML site profile ({e})") from None
     return parse(SiteProfile, values, prefix="site.")
-
-
-FALLBACK_S = 45  # submitit's signal comes 90 s before the time limit: past this, requeue without a new checkpoint
-
-
-class TrialTask(submitit.helpers.Checkpointable):
-    """One trial as a Slurm task. Checkpointable: submitit resubmits the same task on preemption/timeout.
-
-    Slurm's warning signal (SIGUSR2, on preemption or 90 s before the time limit) and SIGTERM (scontrol requeue,
-    preemption by requeue) ask the harness to checkpoint at its next step boundary (STOP_REQUEST); once it has,
-    SIGUSR2 requeues through submitit and the task resumes from that exact step. A requeued task that made no
-    progress before the next time-limit signal is failed instead of requeued forever."""
-
-    def __init__(self, job: str, trial: dict, resources: Resources, tracking: dict):
-        self.job, self.trial, self.resources, self.tracking = job, trial, resources, tracking
-
-    def __call__(self) -> str:
-        run_dir = Path(self.trial["run_dir"])
-        requeue = signal.getsignal(signal.SIGUSR2)  # submitit's handler: checkpoint() and requeue
-        asked: list[int] = []
-
-        def on_signal(signum, frame):
-            if asked and signum == signal.SIGUSR2 and asked[-1] == -1:  # the harness did not stop in time
-                requeue(signum, frame)
-            asked.append(signum)
-            request_stop(run_dir)
-            if signum == signal.SIGUSR2:
-                timer = threading.Timer(FALLBACK_S, fallback)
-                timer.daemon = True
-                timer.start()
-
-        def fallback():
-            if asked:
-                asked.append(-1)
-                os.kill(os.getpid(), signal.SIGUSR2)
-
-        signal.signal(signal.SIGUSR2, on_signal)
-        signal.signal(signal.SIGTERM, on_signal)
-        if self.resources.workers > 0:
-            start_private_ray(self.resources)
-        status = fit(self.job, self.trial["config"], run_dir, self.resources, tracking=self.tracking,
-                     labels=Trial.from_json(self.trial).labels())
-        if not status.get("preempted"):
-            asked.clear()  # a late signal's fallback has nothing to do
-            return status["status"]
-        signal.signal(signal.SIGUSR2, signal.SIG_IGN)
-        if signal.SIGUSR2 not in asked:  # SIGTERM: Slurm itself requeues (or cancels) the job
-            return "preempted"
-        if no_progress(status, requeue):
-            mark(run_dir, Status.FAILED, f"no progress since the last requeue (still at epoch "
-                 f"{status['preempted']['epoch']}, step {status['preempted']['step']}): start-up takes the whole time "
-                 "left; raise site.timeout_min")
-            return Status.FAILED
-        requeue(signal.SIGUSR2, None)  # submitit: checkpoint() (this task again), requeue, exit
-        return "requeued"
-
-
-def no_progress(status: dict, requeue_handler) -> bool:
-    """A requeued task (SLURM_RESTART_COUNT >= 1) that reached its time limit where it started: requeueing it
-    again would only repeat that."""
-    timed_out = getattr(getattr(requeue_handler, "__self__", None), "has_timed_out", lambda: True)()
-    restarted = int(os.environ.get("SLURM_RESTART_COUNT", 0) or 0) >= 1
-    return timed_out and restarted and status["preempted"] == status.get("resumed_from")
-
-
-def start_private_ray(res: Resources) -> None:
-    """A Ray instance of this task's own: never attach to another job's or user's Ray on a shared node."""
-    import ray
-
-    job = os.environ.get("SLURM_JOB_ID", str(os.getpid()))
-    ray.init(address="local", num_cpus=res.workers * res.cpus_per_worker, num_gpus=res.workers * res.gpus_per_worker,
-             include_dashboard=False, log_to_driver=False, _temp_dir=f"/tmp/ray_{job}", _node_ip_address=PRIVATE_RAY_IP)
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -183,7 +111,7 @@ def minutes(limit: str) -> int | None:
     return int(days or 0) * 1440 + h * 60 + m + (1 if s else 0)
 
 
-def check_request(site: SiteProfile, res: Resources) -> None:
+def check_request(site: SiteProfile, res: Resources, slots: int = 1) -> None:
     """Refuse, before sbatch, what Slurm would refuse or leave pending forever; say why in plain words."""
     parts = partitions()
     name = site.slurm_partition or next((p for p, v in parts.items() if v.get("default")), "")
@@ -191,10 +119,21 @@ def check_request(site: SiteProfile, res: Resources) -> None:
     limit = parts[name]["max_min"]
     require(limit is None or site.timeout_min <= limit, "site.timeout_min", site.timeout_min,
             f"at most {limit} minutes, the time limit of partition {name!r}")
-    gpus = max(1, res.workers) * res.gpus_per_worker
-    has_gpus = any("gpu" in g for g in parts[name]["gres"])
-    require(gpus == 0 or has_gpus, "gpus_per_worker", res.gpus_per_worker,
+    gpus, has = task_gpus(res, slots), node_gpus(parts[name]["gres"])
+    require(gpus == 0 or has > 0, "--gpus-per-trial", res.gpus,
             f"0: partition {name!r} has no GPUs (its nodes offer gres {sorted(parts[name]['gres'])})")
+    require(gpus <= has, "--gpus-per-trial", res.gpus, f"at most {has} GPUs per task, what a node of partition {name!r} "
+            f"has ({slots} trial(s) at once in a task need {gpus})")
+
+
+def node_gpus(gres: set[str]) -> int:
+    """The most GPUs one node of a partition has, from sinfo's %G ("gpu:2", "gpu:a100:4(S:0-1)", "(null)")."""
+    counts = [0]
+    for entry in ",".join(gres).split(","):
+        fields = entry.split("(")[0].split(":")
+        if fields[0] == "gpu" and fields[-1].isdigit():
+            counts.append(int(fields[-1]))
+    return max(counts)
 
 
 def max_array_size() -> int:
@@ -207,37 +146,52 @@ def max_array_size() -> int:
 # ------------------------------------------------------------------------------------------ submit, watch
 
 
-def executor(run_root: Path, site: SiteProfile, res: Resources, name: str) -> submitit.SlurmExecutor:
+def executor(run_root: Path, site: SiteProfile, res: Resources, name: str, slots: int) -> submitit.SlurmExecutor:
     ex = submitit.SlurmExecutor(folder=run_root / "slurm" / "%j", max_num_timeout=1000)
-    tasks = max(1, res.workers)
     extra = {k: v for k, v in (("account", site.slurm_account), ("qos", site.slurm_qos),
                                ("constraint", site.slurm_constraint)) if v}
-    ex.update_parameters(job_name=name, time=site.timeout_min, cpus_per_task=tasks * res.cpus_per_worker,
+    gpus = task_gpus(res, slots)
+    ex.update_parameters(job_name=name, time=site.timeout_min, cpus_per_task=slots * max(1, res.workers) * res.cpus_per_worker,
                          array_parallelism=site.slurm_array_parallelism, setup=list(site.slurm_setup),
                          **({"partition": site.slurm_partition} if site.slurm_partition else {}),
-                         **({"gpus_per_node": tasks * res.gpus_per_worker} if res.gpus_per_worker else {}),
+                         **({"gpus_per_node": gpus} if gpus else {}),
                          **({"mem": f"{site.mem_gb}GB"} if site.mem_gb else {}), **extra)
     return ex
 
 
-def submit(sweep: Sweep, trials: list[Trial], run_root: Path, site: SiteProfile, tracking: dict) -> dict[str, str]:
-    """One array job per MaxArraySize-1 trials; returns trial id -> Slurm job id (ARRAY_TASK form)."""
-    check_request(site, sweep.resources)
-    ex = executor(run_root, site, sweep.resources, sweep.name)
+def pack_size(trials: int, res: Resources, site: SiteProfile) -> int:
+    """Trials per array task by default: enough that the array needs no more tasks than may run at once
+    (site.slurm_array_parallelism, or --max-concurrent), so packing costs no parallelism, while each trial beyond a
+    task's first saves the task's start-up (~9-10 s); and at least as many as share one GPU."""
+    share = math.floor(1 / res.gpus_per_worker + 1e-9) if 0 < res.gpus_per_worker < 1 else 1
+    return max(math.ceil(trials / site.slurm_array_parallelism), share, 1)
+
+
+def submit(sweep: Sweep, trials: list[Trial], run_root: Path, site: SiteProfile, tracking: dict,
+           per_task: int = 0) -> tuple[dict[str, str], int, int]:
+    """Array jobs of packs of `per_task` trials (0: pack_size), MaxArraySize-1 tasks each; returns trial id -> Slurm
+    job id (ARRAY_TASK form; the trials of a pack share theirs), the pack size and the trials a task runs at once."""
+    per_task = per_task or pack_size(len(trials), sweep.resources, site)
+    slots = pack_slots(sweep.resources, per_task)
+    check_request(site, sweep.resources, slots)
+    ex = executor(run_root, site, sweep.resources, sweep.name, slots)
+    packs = [trials[i:i + per_task] for i in range(0, len(trials), per_task)]
     size = max_array_size() - 1
     jobs = {}
-    for start in range(0, len(trials), size):
-        chunk = trials[start:start + size]
-        try:
-            with ex.batch():
-                submitted = [ex.submit(TrialTask(sweep.job, {**t.to_json(), "run_dir": str(run_root / t.id)},
-                                                 sweep.resources, tracking)) for t in chunk]
-        except Exception as e:  # sbatch's own words, without submitit's wrapping
-            raise RuntimeError(f"Slurm refused the submission: {slurm_message(e)}") from None
-        accepted = {t.id: j.job_id for t, j in zip(chunk, submitted)}
-        record_jobs(run_root, accepted)  # at once: if Slurm refuses a later array, --cancel still finds this one
-        jobs.update(accepted)
-    return jobs
+    with snapshot.submitted_from(run_root):  # queued and requeued tasks run the code of now, not of then
+        for start in range(0, len(packs), size):
+            chunk = packs[start:start + size]
+            try:
+                with ex.batch():
+                    submitted = [ex.submit(TrialsTask(sweep.job, [{**t.to_json(), "run_dir": str(run_root / t.id)}
+                                                                  for t in pack], sweep.resources, tracking, slots))
+                                 for pack in chunk]
+            except Exception as e:  # sbatch's own words, without submitit's wrapping
+                raise RuntimeError(f"Slurm refused the submission: {slurm_message(e)}") from None
+            accepted = {t.id: j.job_id for pack, j in zip(chunk, submitted) for t in pack}
+            record_jobs(run_root, accepted)  # at once: if Slurm refuses a later array, --cancel still finds this one
+            jobs.update(accepted)
+    return jobs, per_task, slots
 
 
 def record_jobs(run_root: Path, jobs: dict[str, str]) -> None:
@@ -357,16 +311,21 @@ class SlurmBackend:
         require(self.options.nodes == 1, "--nodes", self.options.nodes,
                 "1 with --backend=slurm (each array task is one trial on one node); for a trial or a sweep across "
                 "several nodes use --backend=ray-slurm")
-        check_request(self.site, sweep.resources)
+        per_task = self.options.trials_per_task or 1
+        check_request(self.site, sweep.resources, pack_slots(sweep.resources, per_task))
 
     def busy(self, run_root: Path, trials: list[Trial]) -> dict[str, str]:
         jobs, running = known_jobs(run_root), active_trials(run_root)
         return {t.id: f"Slurm task {jobs[t.id]} is queued or running" for t in trials if t.id in running}
 
     def submit(self, sweep: Sweep, trials: list[Trial], run_root: Path) -> str:
-        jobs = submit(sweep, trials, run_root, self.site, sweep.tracking())
-        return (f"submitted Slurm job(s) {' '.join(sorted({j.split('_')[0] for j in jobs.values()}))}; "
-                f"task logs in {run_root}/slurm")
+        jobs, per_task, slots = submit(sweep, trials, run_root, self.site, sweep.tracking(),
+                                       self.options.trials_per_task)
+        tasks = len(set(jobs.values()))
+        together = f"{slots} at once" if slots > 1 else "one after another"
+        packed = f" of up to {per_task} trials each ({together})" if per_task > 1 else ""
+        return (f"submitted {tasks} Slurm array task(s){packed} in job(s) "
+                f"{' '.join(sorted({j.split('_')[0] for j in jobs.values()}))}; task logs in {run_root}/slurm")
 
     def follow(self, run_root: Path, trials: list[Trial], metric: str) -> None:
         follow(run_root, [t.id for t in trials], metric)
