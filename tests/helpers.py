@@ -29,6 +29,9 @@ TINY = {"data.limit": 256, "train.epochs": 1, "eval.num_samples": 100, "eval.fin
 """The smallest GAN trial that still trains and scores: 256 digits (4 steps of 64), 100 generated images per
 score. Tests that need more (a trial long enough to be killed midway, say) override keys of it by name."""
 
+SLURM_TINY = {**TINY, "data.limit": 320, "eval.num_samples": 200, "eval.final_num_samples": 200}
+"""Trials of about 1 s per epoch on the dev cluster (give them train.epochs): signals in Slurm tests land mid-trial."""
+
 SITE = 'slurm_partition = "debug"\ntimeout_min = 10\n'
 """A site profile for the dev cluster of slurm/cluster.sh."""
 

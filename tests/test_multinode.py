@@ -8,14 +8,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import SITE, TINY, assert_same_run, started_again, sweep_cli, wait_for, write_site, write_sweep
+from helpers import SITE, SLURM_TINY, assert_same_run, started_again, sweep_cli, wait_for, write_site, write_sweep
 from library.files import read_json
 from library.trial import STATUS
 
 pytestmark = [pytest.mark.slurm, pytest.mark.multinode]
 
 CLUSTER_SH = Path(__file__).resolve().parents[1] / "slurm/cluster.sh"
-BASE = {**TINY, "data.limit": 320, "eval.num_samples": 200, "eval.final_num_samples": 200}
+BASE = SLURM_TINY
 """About 1-2 s per epoch per trial here."""
 
 

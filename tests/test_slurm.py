@@ -7,14 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import SITE, TINY, assert_same_run, started_again, sweep_cli, wait_for, write_site, write_sweep
+from helpers import SITE, SLURM_TINY, assert_same_run, started_again, sweep_cli, wait_for, write_site, write_sweep
 from library.files import read_json
 from library.launch import slurm, task
 from library.results import collect
 from library.sweep import Sweep, expand
 
-BASE = {**TINY, "data.limit": 320, "eval.num_samples": 200, "eval.final_num_samples": 200}
-"""Trials of about 1 s per epoch on the dev cluster: the signals in these tests land mid-trial."""
+BASE = SLURM_TINY
 pytestmark = pytest.mark.slurm
 
 

@@ -52,6 +52,9 @@ class SiteProfile:
     """Memory per task in GB (0 = the partition's default)."""
     slurm_array_parallelism: int = 64
     """At most this many array tasks run at once (the % of --array); a task runs one trial, or a pack of them."""
+    pack_cpus: int = 0
+    """CPUs a packed array task (--trials-per-task) asks for, its CPU trials running side by side on them; for sites
+    that give each job whole nodes (0 = one trial's CPUs: the pack's trials run one after another)."""
     slurm_setup: list[str] = field(default_factory=list)
     """Shell lines run before each task: `module load cuda/12.4`, `source ~/venvs/dl/bin/activate`."""
     ray_cpus_per_node: int = 0
@@ -62,6 +65,7 @@ class SiteProfile:
 
     def check(self, prefix: str) -> None:
         require(self.timeout_min >= 1, f"{prefix}timeout_min", self.timeout_min, "an integer >= 1 (minutes)")
+        require(self.pack_cpus >= 0, f"{prefix}pack_cpus", self.pack_cpus, "an integer >= 0")
         require(self.mem_gb >= 0, f"{prefix}mem_gb", self.mem_gb, "an integer >= 0")
         require(self.ray_cpus_per_node >= 0, f"{prefix}ray_cpus_per_node", self.ray_cpus_per_node, "an integer >= 0")
         require(self.ray_gpus_per_node >= 0, f"{prefix}ray_gpus_per_node", self.ray_gpus_per_node, "an integer >= 0")
@@ -172,7 +176,7 @@ def submit(sweep: Sweep, trials: list[Trial], run_root: Path, site: SiteProfile,
     """Array jobs of packs of `per_task` trials (0: pack_size), MaxArraySize-1 tasks each; returns trial id -> Slurm
     job id (ARRAY_TASK form; the trials of a pack share theirs), the pack size and the trials a task runs at once."""
     per_task = per_task or pack_size(len(trials), sweep.resources, site)
-    slots = pack_slots(sweep.resources, per_task)
+    slots = pack_slots(sweep.resources, per_task, site.pack_cpus)
     check_request(site, sweep.resources, slots)
     ex = executor(run_root, site, sweep.resources, sweep.name, slots)
     packs = [trials[i:i + per_task] for i in range(0, len(trials), per_task)]
@@ -312,7 +316,7 @@ class SlurmBackend:
                 "1 with --backend=slurm (each array task is one trial on one node); for a trial or a sweep across "
                 "several nodes use --backend=ray-slurm")
         per_task = self.options.trials_per_task or 1
-        check_request(self.site, sweep.resources, pack_slots(sweep.resources, per_task))
+        check_request(self.site, sweep.resources, pack_slots(sweep.resources, per_task, self.site.pack_cpus))
 
     def busy(self, run_root: Path, trials: list[Trial]) -> dict[str, str]:
         jobs, running = known_jobs(run_root), active_trials(run_root)

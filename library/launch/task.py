@@ -22,6 +22,7 @@ from pathlib import Path
 
 import submitit
 
+from library.job import load_job
 from library.resources import PRIVATE_RAY_IP, Resources
 from library.tracking import start_shared_service, stop_shared_service
 from library.train import fit
@@ -30,13 +31,18 @@ from library.trial import Status, Trial, mark, read_status, request_stop, status
 FALLBACK_S = 45  # submitit's signal comes 90 s before the time limit: past this, requeue without a new checkpoint
 
 
-def pack_slots(res: Resources, trials_per_task: int) -> int:
-    """Trials a task runs at once: those that share its GPU (1 / the fraction per trial), else one after another.
-    CPU trials gain nothing from running side by side in one task that separate tasks would not give them, and
-    multi-worker trials run on the task's own Ray, one at a time."""
-    if 0 < res.gpus_per_worker < 1 and res.workers <= 1:
-        return max(1, min(trials_per_task, math.floor(1 / res.gpus_per_worker + 1e-9)))
-    return 1
+def pack_slots(res: Resources, trials_per_task: int, pack_cpus: int = 0) -> int:
+    """Trials a packed task runs at once: as many as share its GPU (1 / the fraction per trial) or fit in
+    `pack_cpus` (site.pack_cpus: CPUs a packed task asks for, for sites that give whole nodes), else one after
+    another. Multi-worker trials always run one after another, on the task's own Ray."""
+    if res.workers > 0 or res.gpus_per_worker >= 1:
+        return 1
+    limits = [trials_per_task]
+    if pack_cpus:
+        limits.append(pack_cpus // res.cpus_per_worker)
+    if res.gpus_per_worker:
+        limits.append(math.floor(1 / res.gpus_per_worker + 1e-9))
+    return max(1, min(limits)) if len(limits) > 1 else 1
 
 
 def task_gpus(res: Resources, slots: int) -> int:
@@ -111,6 +117,7 @@ class TrialsTask(submitit.helpers.Checkpointable):
         """Each trial in a process forked from this one, `slots` at a time; none started once a stop was asked."""
         if self.resources.workers > 0:  # a forked child cannot use its parent's Ray
             return self.run_here([t for t in todo if not stopping.is_set()])
+        warm_up(self.job)
         fork = multiprocessing.get_context("fork")
         devices = visible_gpus()
         shared = start_shared_service(self.tracking)  # one W&B service for the pack; children find it by env
@@ -143,6 +150,15 @@ class TrialsTask(submitit.helpers.Checkpointable):
         if gpu is not None:  # before CUDA starts in this process: the trial sees its slot's GPU as cuda:0
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
         self.fit(trial)
+
+
+def warm_up(job: str) -> None:
+    """Import here, once, what every trial's first step would import: the forked trials start warm. torch._dynamo
+    alone, imported by the first optimizer a process builds, takes ~2 s."""
+    import ray.train.torch  # noqa: F401
+    import torch._dynamo  # noqa: F401
+
+    load_job(job)
 
 
 def ended(trial: dict, exitcode: int | None) -> dict:
