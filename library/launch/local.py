@@ -114,7 +114,7 @@ def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int =
         progress = ProgressView(sweep.metric, len(trials))
         tuner = tune.Tuner(
             trainable, param_space=space,
-            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, scheduler=scheduler),
+            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, scheduler=scheduler, reuse_actors=True),
             run_config=tune.RunConfig(name="tune", storage_path=str(run_root / "_ray"), verbose=0,
                                       callbacks=[progress], failure_config=tune.FailureConfig(max_failures=retries)),
         )
