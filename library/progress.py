@@ -68,7 +68,8 @@ class SweepView:
         self.lock = threading.RLock()  # the live view redraws from its own thread
         self.live = None
         self.closed = False
-        if live if live is not None else self.out.isatty() and not os.environ.get("CI"):
+        ci = os.environ.get("CI", "").lower() not in ("", "0", "false")
+        if live if live is not None else self.out.isatty() and not ci:
             self.console = Console(file=self.out, force_terminal=True)
             self.live = Live(get_renderable=self.render, console=self.console, refresh_per_second=REFRESH_PER_S,
                              transient=False, redirect_stderr=False)
