@@ -198,7 +198,7 @@ class SweepView:
 
     def summary(self) -> str:
         """One line: counts by status, the best trial so far, ETA."""
-        return f"{len(self.trials)} trials: {self.counts()}; {self.best_text()}; {self.eta_text()}"
+        return f"{len(self.trials)} trial(s): {self.counts()}; {self.best_text()}; {self.eta_text()}"
 
     def counts(self) -> str:
         counts = self.count()
@@ -217,7 +217,7 @@ class SweepView:
     def render(self) -> Text:
         """The live view's frame."""
         with self.lock:
-            lines = [f"{len(self.trials)} trials, elapsed {duration(self.clock() - self.start)}, {self.eta_text()}",
+            lines = [f"{len(self.trials)} trial(s), elapsed {duration(self.clock() - self.start)}, {self.eta_text()}",
                      self.counts(), self.best_text()]
             running = sorted((t for t in self.trials.values() if t.state == RUNNING), key=lambda t: (t.began, t.id))
             for t in running[:LIVE_ROWS]:

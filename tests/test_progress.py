@@ -60,7 +60,7 @@ def test_a_small_sweep_logs_every_event_and_every_epoch_in_the_known_format():
     assert ("t002", "failed  (ValueError: bad batch)", "3", "4") in events  # the reason's first line only
     assert ("t003", "checkpointed at epoch 2, step 7; resumes later", "3", "4") in events
     assert sum("epoch 2  loss_d" in e[1] for e in events) == 2
-    assert lines[-1].endswith("4 trials: 1 queued, 0 running, 2 completed, 1 failed, 0 diverged, 0 stopped; "
+    assert lines[-1].endswith("4 trial(s): 1 queued, 0 running, 2 completed, 1 failed, 0 diverged, 0 stopped; "
                               "best fid 10.000 (t000, epoch 2); ETA 13s")  # t003 left: the mean of 20, 20 and 0 s
 
 
@@ -86,7 +86,7 @@ def test_a_big_sweep_log_has_no_epoch_lines_and_a_summary_at_most_every_30_s():
     assert not [line for line in lines if "epoch 1  loss" in line or "epoch 3  loss" in line]
     started = [line for line in lines if line.endswith("done)") and "  started  " in line]
     completed = [line for line in lines if "  completed  best fid" in line]
-    summaries = [line for line in lines if " trials: " in line]
+    summaries = [line for line in lines if " trial(s): " in line]
     assert len(started) == n and len(completed) == n and len(lines) == 2 * n + len(summaries)
     elapsed = clock.now  # 25 groups x 3 epochs x 10 s
     assert 1 < len(summaries) <= elapsed / SUMMARY_S + 1
@@ -123,7 +123,7 @@ def test_on_a_terminal_a_live_view_shows_counts_best_eta_and_the_running_trials_
         view.finished("t001", Status.FAILED, reason="RuntimeError: CUDA out of memory\n...")
         frame = view.render().plain
     assert frame.splitlines()[:3] == [
-        "40 trials, elapsed 1m00s, ETA 6m30s",  # 26 queued trials of 60 s (the running ones: 0 s left), 4 at once
+        "40 trial(s), elapsed 1m00s, ETA 6m30s",  # 26 queued trials of 60 s (the running ones: 0 s left), 4 at once
         "26 queued, 12 running, 1 completed, 1 failed, 0 diverged, 0 stopped",
         "best fid 12.500 (t000, epoch 2)"]
     assert "  t002  epoch 2  fid 52.000" in frame and "+2 more running" in frame and len(frame.splitlines()) == 14
@@ -131,7 +131,7 @@ def test_on_a_terminal_a_live_view_shows_counts_best_eta_and_the_running_trials_
     assert "\x1b[" in text  # drawn in place with terminal control codes
     assert "started" not in text and "epoch 2  loss" not in text  # no event line per start or epoch on a terminal
     assert "t001  failed  best fid 51.000 at epoch 2  (RuntimeError: CUDA out of memory)" in text  # stays on screen
-    assert text.rstrip().endswith("40 trials: 26 queued, 12 running, 1 completed, 1 failed, 0 diverged, 0 stopped; "
+    assert text.rstrip().endswith("40 trial(s): 26 queued, 12 running, 1 completed, 1 failed, 0 diverged, 0 stopped; "
                                   "best fid 12.500 (t000, epoch 2); ETA 6m30s")  # the final static summary
 
 

@@ -174,6 +174,11 @@ class ProgressView(Callback):
         self.view = SweepView(metric, mode, trial_ids, concurrent)
         self.stopped: list[Path] = []
 
+    def __getstate__(self):
+        # Tune pickles its callbacks with the experiment's state (for Tuner.restore); the view, with its output
+        # stream and live display, belongs to this process only.
+        return {**self.__dict__, "view": None}
+
     def on_trial_start(self, iteration, trials, trial, **info):
         self.view.started(trial.config["trial"]["id"])
 
