@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, TextIO
@@ -65,7 +64,6 @@ class SweepView:
         self.small = len(trial_ids) <= SMALL
         self.start = self.last_summary = clock()
         self.most_running = 0
-        self.lock = threading.RLock()  # the live view redraws from its own thread
         self.live = None
         self.closed = False
         ci = os.environ.get("CI", "").lower() not in ("", "0", "false")
@@ -85,84 +83,78 @@ class SweepView:
     # -------------------------------------------------------------------------------- what the backends report
 
     def started(self, trial_id: str, note: str = "") -> None:
-        with self.lock:
-            t = self.trial(trial_id)
-            if t.state != RUNNING:
-                t.state, t.began, t.preempted = RUNNING, self.clock(), None
-                self.most_running = max(self.most_running, self.count()[RUNNING])
-                self.event(t, "started" + (f" ({note})" if note else ""), loud=False)
+        t = self.trial(trial_id)
+        if t.state != RUNNING:
+            t.began, t.preempted = self.clock(), None
+            t.state = RUNNING  # after `began`: the live view may draw in between
+            self.most_running = max(self.most_running, self.count()[RUNNING])
+            self.event(t, "started" + (f" ({note})" if note else ""), loud=False)
 
     def epoch(self, trial_id: str, epoch: int | None, values: dict[str, Any], best: float | None = None,
               best_epoch: int | None = None) -> None:
         """A trial's epoch ended with these values (losses, and the metric where it was evaluated)."""
-        with self.lock:
-            t = self.trial(trial_id)
-            if epoch is None or t.state not in (QUEUED, RUNNING) or epoch <= t.epoch:
-                return
-            self.started(trial_id)
-            t.epoch = epoch
-            if (score := values.get(self.metric)) is not None:
-                t.score = score
-                if best is None and self.better(score, t.best):
-                    best, best_epoch = score, epoch
-            if best is not None:
-                t.best, t.best_epoch = best, best_epoch
-            if self.small:
-                losses = "  ".join(f"{k} {values[k]:.3f}" for k in sorted(values) if k.startswith("loss"))
-                shown = f"  {self.metric} {score:.3f}" if score is not None else ""
-                self.event(t, f"epoch {epoch}  {losses}{shown}", loud=False)
+        t = self.trial(trial_id)
+        if epoch is None or t.state not in (QUEUED, RUNNING) or epoch <= t.epoch:
+            return
+        self.started(trial_id)
+        t.epoch = epoch
+        if (score := values.get(self.metric)) is not None:
+            t.score = score
+            if best is None and self.better(score, t.best):
+                best, best_epoch = score, epoch
+        if best is not None:
+            t.best, t.best_epoch = best, best_epoch
+        if self.small:
+            losses = "  ".join(f"{k} {values[k]:.3f}" for k in sorted(values) if k.startswith("loss"))
+            shown = f"  {self.metric} {score:.3f}" if score is not None else ""
+            self.event(t, f"epoch {epoch}  {losses}{shown}", loud=False)
 
     def finished(self, trial_id: str, status: Status, best: float | None = None, best_epoch: int | None = None,
                  reason: str = "", seconds: float | None = None) -> None:
         """A trial ended: `status` is final. `seconds` it ran (default: since this view saw it start)."""
-        with self.lock:
-            t = self.trial(trial_id)
-            if t.state == status:
-                return
-            t.state = Status(status)
-            if best is not None:
-                t.best, t.best_epoch = best, best_epoch
-            t.seconds = seconds if seconds is not None else (self.clock() - t.began if t.began is not None else None)
-            text = str(status)
-            if t.best is not None:
-                text += f"  best {self.metric} {t.best:.3f} at epoch {t.best_epoch}"
-            if reason:
-                text += f"  ({reason.splitlines()[0]})"
-            self.event(t, text, loud=t.state in LOUD)
+        t = self.trial(trial_id)
+        if t.state == status:
+            return
+        t.state = Status(status)
+        if best is not None:
+            t.best, t.best_epoch = best, best_epoch
+        t.seconds = seconds if seconds is not None else (self.clock() - t.began if t.began is not None else None)
+        text = str(status)
+        if t.best is not None:
+            text += f"  best {self.metric} {t.best:.3f} at epoch {t.best_epoch}"
+        if reason:
+            text += f"  ({reason.splitlines()[0]})"
+        self.event(t, text, loud=t.state in LOUD)
 
     def preempted(self, trial_id: str, epoch: int, step: int) -> None:
         """The trial checkpointed mid-run (at 0-based `epoch`, `step`) and waits to resume from there."""
-        with self.lock:
-            t = self.trial(trial_id)
-            if t.preempted != (epoch, step):
-                t.state, t.preempted = QUEUED, (epoch, step)
-                self.event(t, f"checkpointed at epoch {epoch + 1}, step {step}; resumes later", loud=True)
+        t = self.trial(trial_id)
+        if t.preempted != (epoch, step):
+            t.state, t.preempted = QUEUED, (epoch, step)
+            self.event(t, f"checkpointed at epoch {epoch + 1}, step {step}; resumes later", loud=True)
 
     def queued(self, trial_id: str) -> None:
-        with self.lock:
-            self.trial(trial_id).state = QUEUED
+        self.trial(trial_id).state = QUEUED
 
     def tick(self) -> None:
         """Call now and then: a big sweep's log gets its summary line every SUMMARY_S."""
-        with self.lock:
-            if not self.live and not self.small and self.clock() - self.last_summary >= SUMMARY_S:
-                self.print(self.stamp() + self.summary())
-                self.last_summary = self.clock()
+        if not self.live and not self.small and self.clock() - self.last_summary >= SUMMARY_S:
+            self.print(self.stamp() + self.summary())
+            self.last_summary = self.clock()
 
     def close(self) -> None:
         """Stop the live view (its last frame stays) and print the final summary."""
-        with self.lock:
-            if self.closed:
-                return
-            self.closed = True
-            if self.live:
-                self.live.stop()
-            self.print(self.stamp() + self.summary())
+        if self.closed:
+            return
+        self.closed = True
+        if self.live:
+            self.live.stop()
+        self.print(self.stamp() + self.summary())
 
     # -------------------------------------------------------------------------------- what it shows
 
     def trial(self, trial_id: str) -> TrialView:
-        return self.trials.setdefault(trial_id, TrialView(trial_id))
+        return self.trials[trial_id]  # never a new key: the live view iterates the dict from its thread
 
     def count(self) -> dict[str, int]:
         counts = dict.fromkeys(STATES, 0)
@@ -215,17 +207,17 @@ class SweepView:
         return f"ETA {duration(eta) if eta is not None else '-'}"
 
     def render(self) -> Text:
-        """The live view's frame."""
-        with self.lock:
-            lines = [f"{len(self.trials)} trial(s), elapsed {duration(self.clock() - self.start)}, {self.eta_text()}",
-                     self.counts(), self.best_text()]
-            running = sorted((t for t in self.trials.values() if t.state == RUNNING), key=lambda t: (t.began, t.id))
-            for t in running[:LIVE_ROWS]:
-                score = f"  {self.metric} {t.score:.3f}" if t.score is not None else ""
-                lines.append(f"  {t.id}  epoch {t.epoch}{score}")
-            if len(running) > LIVE_ROWS:
-                lines.append(f"  +{len(running) - LIVE_ROWS} more running")
-            return Text("\n".join(lines))
+        """The live view's frame. Drawn from rich's refresh thread without a lock while the backend's thread
+        reports: the set of trials is fixed, each read is whole (GIL), so a frame is at worst a moment behind."""
+        lines = [f"{len(self.trials)} trial(s), elapsed {duration(self.clock() - self.start)}, {self.eta_text()}",
+                 self.counts(), self.best_text()]
+        running = sorted((t for t in self.trials.values() if t.state == RUNNING), key=lambda t: (t.began or 0, t.id))
+        for t in running[:LIVE_ROWS]:
+            score = f"  {self.metric} {t.score:.3f}" if t.score is not None else ""
+            lines.append(f"  {t.id}  epoch {t.epoch}{score}")
+        if len(running) > LIVE_ROWS:
+            lines.append(f"  +{len(running) - LIVE_ROWS} more running")
+        return Text("\n".join(lines))
 
     def stamp(self) -> str:
         return f"[{self.clock() - self.start:5.0f}s] "
