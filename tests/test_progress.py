@@ -4,12 +4,15 @@ the calls counted in poll.json. The real Slurm path is in test_slurm.py."""
 from __future__ import annotations
 
 import io
+import pickle
 import re
+from pathlib import Path
 
 import pytest
 
 from library.files import read_json, write_json
 from library.launch import poll, slurm
+from library.launch.local import ProgressView
 from library.progress import SMALL, SUMMARY_S, SweepView
 from library.trial import STATUS, Status
 
@@ -276,3 +279,35 @@ def test_trials_sharing_one_job_are_running_only_once_their_status_says_so_fake_
     out = capsys.readouterr().out
     assert "a  started" in out and "b  started" not in out and "b  completed" in out
 
+
+
+class TuneTrial:
+    """What the local backend's callback reads of a Ray Tune trial: its config."""
+
+    def __init__(self, run_root: Path, trial_id: str):
+        self.config = {"trial": {"id": trial_id, "run_dir": str(run_root / trial_id)}}
+
+
+def test_the_local_callback_feeds_the_view_and_remembers_the_trials_asha_stopped_fake_tune_trials(tmp_path, capsys):
+    ids = ["done", "cut", "paused", "crashed"]
+    trials = {t: TuneTrial(tmp_path, t) for t in ids}
+    progress = ProgressView("fid", "min", ids, concurrent=2)
+    write_json(tmp_path / "done" / STATUS, {"status": "completed", "epoch": 2, "best_fid": 4.0, "best_epoch": 2})
+    # A multi-worker trial that Tune's scheduler ended: its status.json still says running (see mark_stopped).
+    write_json(tmp_path / "cut" / STATUS, {"status": "running", "epoch": 1, "best_fid": 9.0, "best_epoch": 1})
+    write_json(tmp_path / "paused" / STATUS, {"status": "running", "epoch": 1, "preempted": {"epoch": 1, "step": 3}})
+    with progress.view:
+        for t in ids:
+            progress.on_trial_start(0, [], trials[t])
+        progress.on_trial_result(0, [], trials["done"], {"epoch": 1, "loss_d": 0.7, "fid": 5.0})
+        for t in ("done", "cut", "paused"):
+            progress.on_trial_complete(0, [], trials[t])
+        progress.on_trial_error(0, [], trials["crashed"])
+    assert progress.stopped == [tmp_path / "cut"]
+    out = capsys.readouterr().out
+    assert "done  epoch 1  loss_d 0.700  fid 5.000" in out and "done  completed  best fid 4.000 at epoch 2" in out
+    assert "cut  stopped  best fid 9.000 at epoch 1  (stopped early by ASHA after epoch 1)" in out
+    assert "paused  checkpointed at epoch 2, step 3; resumes later" in out
+    assert f"crashed  failed  (its process ended in an error: see {tmp_path / 'ray.log'})" in out
+    assert "4 trial(s): 1 queued, 0 running, 1 completed, 1 failed, 0 diverged, 1 stopped" in out
+    assert pickle.loads(pickle.dumps(progress)).stopped == [tmp_path / "cut"]  # Tune pickles its callbacks

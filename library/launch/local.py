@@ -202,7 +202,8 @@ class ProgressView(Callback):
             self.view.finished(trial.config["trial"]["id"], Status.FAILED, reason=f"ended {state} (see runs/.../ray.log)")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.view.finished(trial.config["trial"]["id"], Status.FAILED, reason="error (see runs/.../ray.log)")
+        log = Path(trial.config["trial"]["run_dir"]).parent / "ray.log"
+        self.view.finished(trial.config["trial"]["id"], Status.FAILED, reason=f"its process ended in an error: see {log}")
 
     def on_step_end(self, iteration, trials, **info):
         self.view.tick()
