@@ -1,7 +1,8 @@
 """The local backend: Ray Tune runs the trials on this machine, as many at once as its CPUs allow.
 
 Each Tune trial is a driver function that trains through `library.train.fit` (a Ray Train TorchTrainer).
-Ray's own logging goes to runs/SWEEP/ray.log; the terminal shows one line per trial event instead.
+Ray's own logging goes to runs/SWEEP/ray.log; the terminal shows the sweep's progress
+(library.progress) instead.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from ray.tune import Callback
 
 from library.launch import reaper
 from library.launch.backend import LaunchOptions
+from library.progress import SweepView
 from library.resources import DRIVER_CPU, PRIVATE_RAY_IP, Resources
 from library.sweep import Sweep
 from library.tracking import start_shared_service, stop_shared_service
@@ -111,14 +113,15 @@ def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int =
         scheduler = None
         if sweep.early_stop is not None:
             scheduler = sweep.early_stop.scheduler(sweep.metric, sweep.mode, max(t.config["train.epochs"] for t in trials))
-        progress = ProgressView(sweep.metric, len(trials))
+        progress = ProgressView(sweep.metric, sweep.mode, [t.id for t in trials], concurrent)
         tuner = tune.Tuner(
             trainable, param_space=space,
             tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, scheduler=scheduler, reuse_actors=True),
             run_config=tune.RunConfig(name="tune", storage_path=str(run_root / "_ray"), verbose=0,
                                       callbacks=[progress], failure_config=tune.FailureConfig(max_failures=retries)),
         )
-        tuner.fit()
+        with progress.view:
+            tuner.fit()
         for run_dir in progress.stopped:  # after fit: the stopped trials' processes are gone and write no more
             mark_stopped(run_dir)
     finally:
@@ -165,42 +168,42 @@ def route_ray_logs(path: Path) -> None:
 
 
 class ProgressView(Callback):
-    """One line per reported epoch and per finished trial, with the sweep's counts."""
+    """Feeds Ray Tune's trial events to the sweep's progress view; remembers the trials ASHA stopped."""
 
-    def __init__(self, metric: str, total: int):
-        self.metric, self.total, self.done = metric, total, 0
+    def __init__(self, metric: str, mode: str, trial_ids: list[str], concurrent: int):
+        self.view = SweepView(metric, mode, trial_ids, concurrent)
         self.stopped: list[Path] = []
-        self.start = time.time()
 
-    def line(self, trial, text: str) -> None:
-        elapsed = time.time() - self.start
-        print(f"[{elapsed:5.0f}s] {trial.config['trial']['id']}  {text}   ({self.done}/{self.total} done)", flush=True)
+    def __getstate__(self):
+        # Tune pickles its callbacks with the experiment's state (for Tuner.restore); the view, with its output
+        # stream and live display, belongs to this process only.
+        return {**self.__dict__, "view": None}
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.line(trial, "started")
+        self.view.started(trial.config["trial"]["id"])
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        losses = "  ".join(f"{k} {result[k]:.3f}" for k in sorted(result) if k.startswith("loss"))
-        score = f"  {self.metric} {result[self.metric]:.3f}" if self.metric in result else ""
-        self.line(trial, f"epoch {result.get('epoch', '?')}  {losses}{score}")
+        self.view.epoch(trial.config["trial"]["id"], result.get("epoch"), result)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.done += 1
         run_dir = Path(trial.config["trial"]["run_dir"])
         status = read_status(run_dir)
-        best = status.get(f"best_{self.metric}")
-        text = status.get("status", "ended without status")
+        best = (status.get(f"best_{self.view.metric}"), status.get("best_epoch"))
+        state = Status(status.get("status", Status.NOT_RUN))
         if at := status.get("preempted"):
-            text = f"checkpointed at epoch {at['epoch'] + 1}, step {at['step']}; resumes later"
-        elif text == Status.RUNNING:  # Tune ended a multi-worker trial that had epochs left: its scheduler stopped it
+            self.view.preempted(trial.config["trial"]["id"], at["epoch"], at["step"])
+        elif state == Status.RUNNING:  # Tune ended a multi-worker trial that had epochs left: its scheduler stopped it
             self.stopped.append(run_dir)
-            text = f"stopped early by ASHA after epoch {status.get('epoch')}"
-        if best is not None:
-            text += f"  best {self.metric} {best:.3f} at epoch {status['best_epoch']}"
-        if status.get("reason"):
-            text += f"  ({status['reason'].splitlines()[0]})"
-        self.line(trial, text)
+            self.view.finished(trial.config["trial"]["id"], Status.STOPPED, *best,
+                               reason=f"stopped early by ASHA after epoch {status.get('epoch')}")
+        elif state.final:
+            self.view.finished(trial.config["trial"]["id"], state, *best, reason=status.get("reason") or "")
+        else:
+            self.view.finished(trial.config["trial"]["id"], Status.FAILED, reason=f"ended {state} (see runs/.../ray.log)")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.done += 1
-        self.line(trial, "error (see runs/.../ray.log)")
+        log = Path(trial.config["trial"]["run_dir"]).parent / "ray.log"
+        self.view.finished(trial.config["trial"]["id"], Status.FAILED, reason=f"its process ended in an error: see {log}")
+
+    def on_step_end(self, iteration, trials, **info):
+        self.view.tick()

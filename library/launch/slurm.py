@@ -8,11 +8,8 @@ later from any shell.
 """
 from __future__ import annotations
 
-import getpass
 import math
 import os
-import subprocess
-import time
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,14 +21,11 @@ from library.config import ConfigError, parse, require
 from library.files import read_json, write_json
 from library.launch.backend import LaunchOptions
 from library.launch import snapshot
+from library.launch.poll import ACTIVE, JOBS, follow, known_jobs, run_slurm, states
 from library.launch.task import TrialsTask, pack_slots, task_gpus
 from library.resources import Resources
 from library.sweep import Sweep
-from library.trial import Status, Trial, mark, queue_again, read_status, status_of
-
-JOBS = "slurm_jobs.json"
-ACTIVE = {"UNKNOWN", "PENDING", "RUNNING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING", "SUSPENDED",
-          "CONFIGURING", "COMPLETING", "PREEMPTED", "SIGNALING", "STAGE_OUT", "RESV_DEL_HOLD"}
+from library.trial import Status, Trial, mark, queue_again, status_of
 
 
 @dataclass(kw_only=True)
@@ -85,13 +79,6 @@ def load_site(path: str | os.PathLike | None) -> SiteProfile:
 
 
 # ------------------------------------------------------------------------------------------ checks
-
-
-def run_slurm(*args: str) -> str:
-    out = subprocess.run(list(args), capture_output=True, text=True, timeout=60)
-    if out.returncode != 0:
-        raise RuntimeError(f"`{' '.join(args)}` failed: {(out.stderr or out.stdout).strip()}")
-    return out.stdout
 
 
 def partitions() -> dict[str, dict[str, Any]]:
@@ -211,33 +198,6 @@ def slurm_message(e: Exception) -> str:
     return " ".join(line.strip() for line in lines) or text.strip()
 
 
-def states(job_ids: list[str]) -> dict[str, str]:
-    """Slurm job id -> state (PENDING, RUNNING, COMPLETED, FAILED, ...): squeue for live tasks, sacct for ended
-    ones. UNKNOWN while neither knows a task yet (sacct lags a few seconds behind a submission)."""
-    if not job_ids:
-        return {}
-    arrays = ",".join(sorted({j.split("_")[0] for j in job_ids}))
-    found = {}
-    try:
-        for line in run_slurm("sacct", "-n", "-P", "-X", "-o", "JobID,State", "-j", arrays).splitlines():
-            jid, state = line.split("|")[:2]
-            found[jid] = state.split()[0]
-    except RuntimeError:  # a site without accounting: squeue alone
-        pass
-    # All of this user's jobs, not `-j ARRAYS`: squeue fails outright ("Invalid job id specified") once any of
-    # them is older than MinJobAge and purged, while sacct still knows it.
-    wanted = set(arrays.split(","))
-    for line in run_slurm("squeue", "-h", "-r", "-o", "%i|%T", "-u", getpass.getuser()).splitlines():
-        jid, state = line.strip().split("|")
-        if jid.split("_")[0] in wanted:
-            found[jid] = state
-    return {j: found.get(j, "UNKNOWN") for j in job_ids}
-
-
-def known_jobs(run_root: Path) -> dict[str, str]:
-    return read_json(run_root / JOBS, {})
-
-
 def active_trials(run_root: Path) -> set[str]:
     """Trials whose Slurm task is still queued or running: a re-run must not submit them again."""
     jobs = known_jobs(run_root)
@@ -263,28 +223,6 @@ def reconcile(run_root: Path, trial_ids: list[str]) -> None:
         if state and state not in ACTIVE and not status_of(run_root / t).final:
             reason = f"Slurm task {jobs[t]} ended {state} without finishing\n{log_tail(run_root, jobs[t])}"
             mark(run_root / t, Status.FAILED, reason)
-
-
-def follow(run_root: Path, trial_ids: list[str], metric: str, poll_s: float = 3.0) -> None:
-    """A compact live view until every task has ended."""
-    jobs = known_jobs(run_root)
-    seen: dict[str, tuple] = {}
-    start = time.time()
-    while True:
-        current = states([jobs[t] for t in trial_ids if t in jobs])
-        for t in trial_ids:
-            status = read_status(run_root / t)
-            score = (status.get("final") or {}).get(metric)
-            key = (current.get(jobs.get(t)), status.get("status"), status.get("epoch"))
-            if key != seen.get(t):
-                seen[t] = key
-                text = f"slurm {key[0]}  {status.get('status', Status.NOT_RUN)}  epoch {status.get('epoch', 0)}"
-                print(f"[{time.time() - start:5.0f}s] {t}  {text}" + (f"  {metric} {score:.3f}" if score is not None else ""),
-                      flush=True)
-        if all(current.get(jobs.get(t)) not in ACTIVE or Status(seen[t][1] or Status.NOT_RUN).final
-               for t in trial_ids):
-            return
-        time.sleep(poll_s)
 
 
 def cancel(run_root: Path) -> list[str]:
