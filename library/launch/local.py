@@ -113,10 +113,14 @@ def run(sweep: Sweep, trials: list[Trial], run_root: Path, max_concurrent: int =
         scheduler = None
         if sweep.early_stop is not None:
             scheduler = sweep.early_stop.scheduler(sweep.metric, sweep.mode, max(t.config["train.epochs"] for t in trials))
+        # A trial process trains one trial after another (its start-up, ~2-4 s of imports, paid once), except under
+        # ASHA: a stopped trial's thread still closes its W&B run when Tune resets the process for the next trial,
+        # and a reset that times out kills the process mid-close (the run then closed twice).
+        reuse = sweep.early_stop is None
         progress = ProgressView(sweep.metric, sweep.mode, [t.id for t in trials], concurrent)
         tuner = tune.Tuner(
             trainable, param_space=space,
-            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, scheduler=scheduler, reuse_actors=True),
+            tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, scheduler=scheduler, reuse_actors=reuse),
             run_config=tune.RunConfig(name="tune", storage_path=str(run_root / "_ray"), verbose=0,
                                       callbacks=[progress], failure_config=tune.FailureConfig(max_failures=retries)),
         )

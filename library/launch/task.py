@@ -26,7 +26,7 @@ from library.job import load_job
 from library.resources import PRIVATE_RAY_IP, Resources
 from library.tracking import start_shared_service, stop_shared_service
 from library.train import fit
-from library.trial import Status, Trial, mark, read_status, request_stop, status_of
+from library.trial import STOP_REQUEST, Status, Trial, mark, read_status, request_stop, status_of
 
 FALLBACK_S = 45  # submitit's signal comes 90 s before the time limit: past this, requeue without a new checkpoint
 
@@ -80,6 +80,8 @@ class TrialsTask(submitit.helpers.Checkpointable):
                 asked.append(-1)
                 os.kill(os.getpid(), signal.SIGUSR2)
 
+        for run_dir in run_dirs:  # a request left by an earlier run of this task is stale; later ones are this run's
+            (run_dir / STOP_REQUEST).unlink(missing_ok=True)
         signal.signal(signal.SIGUSR2, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         todo = [t for t in self.trials if not status_of(Path(t["run_dir"])).final]  # a requeued pack: the rest
@@ -147,6 +149,8 @@ class TrialsTask(submitit.helpers.Checkpointable):
         """A forked trial process: the task's signal handler speaks for it (STOP_REQUEST), so it ignores signals."""
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if (Path(trial["run_dir"]) / STOP_REQUEST).exists():  # the task was signalled while it forked this one
+            return
         if gpu is not None:  # before CUDA starts in this process: the trial sees its slot's GPU as cuda:0
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
         self.fit(trial)
