@@ -28,13 +28,14 @@ def test_ddp_trials_through_a_local_sweep_complete_with_replicas_in_sync(tmp_pat
         assert status["final"]["ddp_weight_spread"] == 0.0
 
 
-def test_a_gpu_request_on_a_machine_without_gpus_is_refused_before_anything_starts(tmp_path, capsys):
+@pytest.mark.parametrize("flag, need", [("--gpus-per-worker=1", "1"), ("--gpus-per-trial=0.25", "0.25")])
+def test_a_gpu_request_on_a_machine_without_gpus_is_refused_before_anything_starts(tmp_path, capsys, flag, need):
     spec = Sweep(name="gpu", job="gan", metric="fd_domain", base=TINY)
     with pytest.raises(SystemExit) as e:
-        main(spec, argv(tmp_path, "--gpus-per-worker=1"))
+        main(spec, argv(tmp_path, flag))
     assert e.value.code == 2
     err = capsys.readouterr().err
-    assert "one trial needs 1 GPU" in err and "this machine has 0" in err
+    assert f"one trial needs {need} GPU" in err and "this machine has 0" in err
     assert not (tmp_path / "runs/gpu").exists()
 
 

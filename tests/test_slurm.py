@@ -30,7 +30,7 @@ def slurm_cli(path: Path, *args, **kwargs) -> subprocess.CompletedProcess:
 def test_four_trial_sweep_runs_as_one_array_and_fills_the_table(cluster, tmp_path):
     path = slurm_sweep(tmp_path, {"optim.beta1": [0.3, 0.5], "optim.beta2": [0.9, 0.999]}, epochs=2)
     out = slurm_cli(path)
-    assert "submitted Slurm job(s)" in out.stdout
+    assert "submitted 4 Slurm array task(s) in job(s)" in out.stdout
     table = pd.read_csv(tmp_path / "results/stiny/trials.csv")
     assert len(table) == 4 and set(table.status) == {"completed"}, table[["trial", "status", "reason"]]
     assert table.best_fd_domain.notna().all()
