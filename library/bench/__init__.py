@@ -18,6 +18,10 @@ device index, train.amp=auto's choice, and one timed DCGAN epoch at 64 px. Write
 `--multinode` instead times the distributed paths on the dev cluster (`slurm/cluster.sh up --nodes=3`): a ray-slurm
 sweep on 2 nodes (sbatch to first trial step, wall time) and a DDP trial with its ranks on 2 nodes vs 1 (step time
 ratio). Writes results/bench/multinode.md.
+
+`--scale` instead runs random searches of 10, 100 and 1,000 tiny trials on the dev cluster, one trial per task and
+packed (library.bench.scale), and `--gpu-packing` measures trials per GPU-hour with 1-8 trials sharing a GPU
+(library.bench.gpu_packing; needs a GPU).
 """
 from pathlib import Path
 

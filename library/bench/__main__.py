@@ -15,8 +15,11 @@ import library.bench
 from library.bench import REPO
 from library.bench.figures import evaluation, loaders, markdown, startup, step_time, sweep_throughput
 from library.bench.gpu import gpu_check
+from library.bench.gpu_packing import gpu_packing
 from library.bench.multinode import markdown as multinode_markdown
 from library.bench.multinode import multinode
+from library.bench.scale import markdown as scale_markdown
+from library.bench.scale import scale
 from library.files import write_json, write_text
 
 
@@ -28,9 +31,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--gpu", action="store_true", help="check the GPU paths instead (needs a GPU; see above)")
     parser.add_argument("--multinode", action="store_true",
                         help="time the multi-node paths instead (needs `slurm/cluster.sh up --nodes=3`)")
+    parser.add_argument("--gpu-packing", action="store_true",
+                        help="trials per GPU-hour with 1, 2, 4, 8 trials sharing a GPU instead (needs a GPU)")
+    parser.add_argument("--scale", action="store_true",
+                        help="time sweeps of 10, 100, 1,000 trials on the dev cluster instead (slurm/cluster.sh up)")
     args = parser.parse_args(argv)
     if args.gpu:
         sys.exit(gpu_check(args.out))
+    if args.gpu_packing:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            sys.exit(gpu_packing(args.out, Path(tmp)))
+    if args.scale:
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            text = scale_markdown(scale(Path(tmp)))
+        print(text)
+        write_text(args.out / "scale.md", text)
+        return
     if args.multinode:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             text = multinode_markdown(multinode(Path(tmp)))
