@@ -63,7 +63,8 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
             collapse = f"mode collapse: {r['mode_collapse']}" if r["mode_collapse"] else ""
             cells.append(f'<td class="reason">{e("; ".join(t for t in (r["reason"], collapse) if t))}</td>')
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
-    return ('<div class="scroll"><table class="summary"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+    tall = " tall" if len(trials) > MANY else ""  # 1,000 rows: a box of its own, so the plots are not 20,000 px down
+    return (f'<div class="scroll{tall}"><table class="summary"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table></div>")
 
 
@@ -194,7 +195,7 @@ def grouped_failures(bad: pd.DataFrame, collapsed: pd.DataFrame) -> str:
     for (kind, why), ids in groups[:FAILURE_GROUPS]:
         head = badge(kind) if kind != "mode collapse" else "<b>mode collapse</b>"
         more = f" and {len(ids) - IDS_LISTED} more" if len(ids) > IDS_LISTED else ""
-        items.append(f"<li>{head} <b>{len(ids)} trial{'s' * (len(ids) != 1)}</b>: {e(why)} — "
+        items.append(f"<li>{head} <b>{len(ids)} trial{'s' * (len(ids) != 1)}:</b> {e(why)} — "
                      f'<span class="id">{e(", ".join(ids[:IDS_LISTED]))}</span>{more}</li>')
     if len(groups) > FAILURE_GROUPS:
         rest = groups[FAILURE_GROUPS:]

@@ -286,8 +286,16 @@ def plot_metric_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFr
         if not _per_trial_lines(ax, trials, curves, sweep.metric, colours, span=METRIC_LOG_SPAN):
             _empty(ax, f"no trial reported {sweep.metric} per epoch")
             fig.set_size_inches(8.5, 2.4)
-        _legend(ax, n=len(trials) if len(trials) <= MANY else CURVES_K + 1)
+        _legend(ax, *_best_title(sweep, trials))
         return _save(fig, path)
+
+
+def _best_title(sweep: SweepInfo, trials: pd.DataFrame) -> tuple[str | None, int]:
+    """The curves' legend title and its number of entries: for more than MANY trials, the coloured ones are the
+    best CURVES_K (or the first, in trial order, where the scores cannot be ranked)."""
+    if len(trials) <= MANY:
+        return None, len(trials)
+    return (f"the first {CURVES_K}" if sweep.unranked else f"the best {CURVES_K} by {sweep.metric}"), CURVES_K + 1
 
 
 def loss_axis(curves: pd.DataFrame) -> str:
@@ -312,7 +320,7 @@ def plot_loss_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFram
             ax.set_xlabel(f"training {x}" if x == "step" else x)
             ax.set_ylabel(loss)
             _per_trial_lines(ax, trials, curves, loss, colours, x=x)
-        _legend(axes[0][-1], n=len(trials) if len(trials) <= MANY else CURVES_K + 1)
+        _legend(axes[0][-1], *_best_title(sweep, trials))
         fig.tight_layout()
         return _save(fig, path)
 
