@@ -108,3 +108,23 @@ def test_mode_max_shows_the_highest_first_and_a_sweep_of_many_trials_exactly_is_
     assert "<h3>" not in page and "drawn at random" not in page  # today's page: every trial, one by one
     figures = re.findall(r'<figure class="cell[^"]*">.*?<span class="id">([^<]+)</span>', page, re.S)
     assert figures[:len(ranked(whole))] == ranked(whole) and len(figures) == MANY
+
+
+def test_grids_past_the_inline_budget_are_linked_not_inlined(tmp_path, monkeypatch):
+    """Big grids (faces, 64x64 RGB: ~400 KB each) must not push the page past ~5 MB: past INLINE_BYTES, a shown
+    trial links its grid. Here the budget is set to what the best 3 grids weigh."""
+    import library.report.gallery as gallery_module
+
+    out = synthetic_results(tmp_path, MANY + 10)
+    best3 = ranked(out)[:3]
+    monkeypatch.setattr(gallery_module, "INLINE_BYTES", sum((out / "samples" / f"{t}.png").stat().st_size
+                                                            for t in best3))
+    page = build_report(out)
+    section = page.read_text().split("<h2>Samples")[1]
+    cells = re.findall(r'<figure class="cell[^"]*">.*?</figure>', section, re.S)
+    inlined = [re.search(r'<span class="id">([^<]+)</span>', c).group(1) for c in cells if "<img " in c]
+    assert inlined == best3
+    not_inlined = [c for c in cells if "not inlined: page size" in c]
+    assert len(not_inlined) == GALLERY_K * 2 + GALLERY_SAMPLE - 3 - sum("no sample grid" in c for c in cells)
+    for c in not_inlined:
+        assert (page.parent / unquote(re.search(r'<a href="([^"]+)">', c).group(1))).is_file()
