@@ -128,3 +128,17 @@ def test_grids_past_the_inline_budget_are_linked_not_inlined(tmp_path, monkeypat
     assert len(not_inlined) == GALLERY_K * 2 + GALLERY_SAMPLE - 3 - sum("no sample grid" in c for c in cells)
     for c in not_inlined:
         assert (page.parent / unquote(re.search(r'<a href="([^"]+)">', c).group(1))).is_file()
+
+
+def test_a_recollect_rewrites_only_the_sample_grids_that_changed_synthetic_trials(tmp_path):
+    sweep, trials = synthetic_sweep_runs(tmp_path, 3)
+    runs, out = tmp_path / "runs" / sweep.name, tmp_path / "results" / sweep.name
+    collect(sweep, trials, runs, out)
+    before = {p.name: p.stat().st_ino for p in (out / "samples").glob("*.png")}
+    changed = trials[0].id
+    Image.new("RGB", (64, 64), "red").save(runs / changed / "samples" / "epoch_0003.png")  # its best epoch's grid
+    collect(sweep, trials, runs, out)
+    after = {p.name: p.stat().st_ino for p in (out / "samples").glob("*.png")}
+    assert after.keys() == before.keys() and len(after) == 3
+    assert [n for n in after if after[n] != before[n]] == [f"{changed}.png"]  # atomic_write: a new file
+    assert (out / "samples" / f"{changed}.png").read_bytes() == (runs / changed / "samples/epoch_0003.png").read_bytes()
