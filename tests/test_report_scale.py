@@ -142,3 +142,16 @@ def test_a_recollect_rewrites_only_the_sample_grids_that_changed_synthetic_trial
     assert after.keys() == before.keys() and len(after) == 3
     assert [n for n in after if after[n] != before[n]] == [f"{changed}.png"]  # atomic_write: a new file
     assert (out / "samples" / f"{changed}.png").read_bytes() == (runs / changed / "samples/epoch_0003.png").read_bytes()
+
+
+def test_scores_measured_differently_show_no_best_or_worst_but_a_sample_synthetic_trials(tmp_path):
+    out = synthetic_results(tmp_path, MANY + 10)
+    table = pd.read_csv(out / "trials.csv")
+    table["fingerprint"] = ["n_fake=1000" if i else "n_fake=100" for i in range(len(table))]
+    table.to_csv(out / "trials.csv", index=False)
+    page = build_report(out).read_text()
+    parts = gallery_parts(page)
+    assert list(parts)[0] == f"{2 * GALLERY_K + GALLERY_SAMPLE} drawn at random" and "Best" not in " ".join(parts)
+    assert "as the scores cannot be ranked" in text(page)
+    drawn, linked = parts.values()
+    assert set(linked) == set(table.trial[table.samples_epoch.notna()]) - set(drawn)

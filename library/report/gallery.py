@@ -103,12 +103,14 @@ def gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:
 def pick(sweep: SweepInfo, trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The best and the worst GALLERY_K of the ranked trials (`trials` is sorted best first; a trial without a
     score, or failed or diverged, is neither; a sweep whose scores cannot be ranked has neither), and a sample of
-    GALLERY_SAMPLE of the others, drawn with the sweep's name as seed, in page order."""
+    GALLERY_SAMPLE of the others (and as many more as best and worst fell short of 2 * GALLERY_K), drawn with
+    the sweep's name as seed, in page order."""
     ranked = trials[trials["status"].isin(GOOD) & trials["score"].notna()] if not sweep.unranked else trials[:0]
     best = ranked.head(GALLERY_K)
     worst = ranked.iloc[len(best):].tail(GALLERY_K)
     others = trials.drop(index=best.index.union(worst.index))
-    drawn = random.Random(sweep.name).sample(list(others.index), min(GALLERY_SAMPLE, len(others)))
+    k = GALLERY_SAMPLE + 2 * GALLERY_K - len(best) - len(worst)
+    drawn = random.Random(sweep.name).sample(list(others.index), min(k, len(others)))
     return best, worst, others.loc[sorted(drawn)]
 
 
@@ -118,13 +120,16 @@ def big_gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:
     shown = best.index.union(worst.index).union(drawn.index)
     rest = trials.drop(index=shown)
     budget, parts = INLINE_BYTES, []
-    intro = (f"{len(trials)} trials: {len(shown)} grids shown here (" +
-             (f"the best {len(best)} and the worst {len(worst)} by {e(sweep.metric)}, {e(sweep.better)}, and "
-              if len(best) else "") + f"{len(drawn)} drawn at random from the other {len(trials) - len(best) - len(worst)}"
-             f"); the other {len(rest)} trials' grids are linked below, files in {SAMPLES}/ beside this page.")
+    if len(best):
+        picked = (f"the best {len(best)} and the worst {len(worst)} by {e(sweep.metric)} ({e(sweep.better)}) and "
+                  f"{len(drawn)} drawn at random from the other {len(trials) - len(best) - len(worst)}")
+    else:  # nothing ranks: all failed, or the scores were measured differently
+        picked = f"{len(drawn)} drawn at random" + (", as the scores cannot be ranked" if sweep.unranked else "")
+    intro = (f"{len(trials)} trials: {len(shown)} grids shown here, {picked}; the other {len(rest)} trials' grids "
+             f"are linked below, files in {SAMPLES}/ beside this page.")
     parts.append(f'<p class="meta">{intro}</p>')
     for title, rows in ((f"Best {len(best)}, best first", best), (f"Worst {len(worst)}, worst last", worst),
-                        (f"{len(drawn)} of the others, drawn at random", drawn)):
+                        (f"{len(drawn)} {'of the others, ' * (len(best) > 0)}drawn at random", drawn)):
         if rows.empty:
             continue
         cells = []
