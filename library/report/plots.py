@@ -221,14 +221,15 @@ def plot_configs_vs_param(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.Da
             _empty(ax, f"no configuration has a completed replicate with {sweep.metric}")
             return _save(fig, path)
         x_of = _param_axis(ax, configs[param])
-        for sub, colour, label in _lines(ok, param, others, x_of, short):
+        many = len(configs) > MANY  # a random search's configurations: points, not lines, and no legend
+        for sub, colour, label in _lines(ok, param, [] if many else others, x_of, short):
             mean = sub[f"{col}_mean"]
             below, above = (mean - sub[f"{col}_ci95_low"]).fillna(0), (sub[f"{col}_ci95_high"] - mean).fillna(0)
-            ax.errorbar(sub["_x"], mean, yerr=[below, above], fmt="o-", color=colour, label=label, ms=7, lw=1.5,
-                        capsize=4, alpha=0.9)
+            ax.errorbar(sub["_x"], mean, yerr=[below, above], fmt="o" if many else "o-", color=colour, label=label,
+                        ms=4 if many else 7, lw=1 if many else 1.5, capsize=2 if many else 4, alpha=0.6 if many else 0.9)
             reps = done[done["config"].isin(sub["config"])]
             ax.scatter([x_of(v) for v in reps[param]], reps["score"], s=18, color=colour, alpha=0.35, zorder=4)
-        _lines_legend(ax, others, short, ok)
+        _lines_legend(ax, [] if many else others, short, ok)
         _maybe_log(ax, pd.concat([ok[f"{col}_ci95_low"], ok[f"{col}_ci95_high"], done["score"]]), "y",
                    span=METRIC_LOG_SPAN)
         best = ok.iloc[0]  # configs.csv is sorted best mean first
