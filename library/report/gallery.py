@@ -20,9 +20,10 @@ from library.report.load import GOOD, MANY, SweepInfo
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GALLERY_K = 8  # a big sweep's best and worst trials shown (our choice)
 GALLERY_SAMPLE = 16  # and this many of the others, drawn at random (our choice)
-INLINE_BYTES = 2_500_000
-"""At most this many bytes of PNG inlined in a big sweep's gallery, so that the page stays under ~5 MB whatever
-the size of a grid (a 64x64 RGB grid of faces is ~400 KB); a shown trial past it links its grid instead."""
+INLINE_BYTES = 2_000_000
+"""At most this many bytes of PNG inlined in a big sweep's gallery (2.7 MB in base64), so that the page stays under
+~5 MB whatever the size of a grid (an 8x8 grid of 64x64 RGB faces is hundreds of KB; one of MNIST digits ~20 KB);
+a shown trial past it links its grid instead."""
 SAMPLES = "samples"  # results/SWEEP/samples/TRIAL.png, written by library.results.collect
 
 
