@@ -111,7 +111,7 @@ def test_mode_max_shows_the_highest_first_and_a_sweep_of_many_trials_exactly_is_
 
 
 def test_grids_past_the_inline_budget_are_linked_not_inlined(tmp_path, monkeypatch):
-    """Big grids (faces, 64x64 RGB: ~400 KB each) must not push the page past ~5 MB: past INLINE_BYTES, a shown
+    """Big grids (faces: hundreds of KB each) must not push the page past ~5 MB: past INLINE_BYTES, a shown
     trial links its grid. Here the budget is set to what the best 3 grids weigh."""
     import library.report.gallery as gallery_module
 

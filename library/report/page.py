@@ -1,5 +1,6 @@
 """The report page: one self-contained HTML file, every image inlined as a base64 data URI (no network, no JS),
-so it reads offline or attached to a mail. `build_report` writes it with its plots."""
+so it reads offline or attached to a mail; of a sweep of more than MANY trials, the grids not shown are linked to
+their files beside it (gallery.py). `build_report` writes it with its plots."""
 from __future__ import annotations
 
 import datetime as _dt
