@@ -50,6 +50,12 @@ def gallery_parts(page: str) -> dict[str, list[str]]:
     return parts
 
 
+def samples_section(out: Path) -> str:
+    """The page's samples section as build_report writes it, without drawing the plots (seconds each)."""
+    sweep, trials, _ = load(out)
+    return f"<h2>Samples</h2>{gallery(sweep, trials, out / 'samples')}<h2>"
+
+
 def test_a_1000_trial_report_of_synthetic_trials_is_small_summarised_linked_and_renders(tmp_path):
     out = synthetic_results(tmp_path, 1000)
     page_path = build_report(out)
@@ -76,8 +82,7 @@ def test_a_1000_trial_report_of_synthetic_trials_is_small_summarised_linked_and_
         assert not href.startswith(("/", "file:")) and (page_path.parent / unquote(href)).is_file(), href
 
     # The same sample on a rebuild (of the gallery alone: the plots take seconds): the sweep's name is its seed.
-    sweep, trials, _ = load(out)
-    assert gallery_parts(f"<h2>Samples</h2>{gallery(sweep, trials, out / 'samples')}<h2>") == parts
+    assert gallery_parts(samples_section(out)) == parts
 
     # Failures grouped by reason, with counts, not one line per trial.
     failures = re.search(r"<h2>Failed and diverged.*?</h2>(.*?)<footer>", page, re.S).group(1)
@@ -97,20 +102,20 @@ def test_a_1000_trial_report_of_synthetic_trials_is_small_summarised_linked_and_
     assert loaded_images(tmp_path, page_path) == (n_images, 0)
 
 
-def test_mode_max_shows_the_highest_first_and_a_sweep_of_many_trials_exactly_is_shown_whole(tmp_path):
+def test_mode_max_shows_the_highest_first_and_a_sweep_of_many_trials_exactly_is_shown_whole_synthetic_trials(tmp_path):
     out = synthetic_results(tmp_path / "max", MANY + 10, mode="max")
-    parts = gallery_parts(build_report(out).read_text())
+    parts = gallery_parts(samples_section(out))
     best, worst = list(parts.values())[:2]
     assert best == ranked(out, "max")[:GALLERY_K] and worst == ranked(out, "max")[-GALLERY_K:]
 
     whole = synthetic_results(tmp_path / "whole", MANY)
-    page = build_report(whole).read_text()
+    page = samples_section(whole)
     assert "<h3>" not in page and "drawn at random" not in page  # today's page: every trial, one by one
     figures = re.findall(r'<figure class="cell[^"]*">.*?<span class="id">([^<]+)</span>', page, re.S)
     assert figures[:len(ranked(whole))] == ranked(whole) and len(figures) == MANY
 
 
-def test_grids_past_the_inline_budget_are_linked_not_inlined(tmp_path, monkeypatch):
+def test_grids_past_the_inline_budget_are_linked_not_inlined_synthetic_trials(tmp_path, monkeypatch):
     """Big grids (faces: hundreds of KB each) must not push the page past ~5 MB: past INLINE_BYTES, a shown
     trial links its grid. Here the budget is set to what the best 3 grids weigh."""
     import library.report.gallery as gallery_module
@@ -119,15 +124,14 @@ def test_grids_past_the_inline_budget_are_linked_not_inlined(tmp_path, monkeypat
     best3 = ranked(out)[:3]
     monkeypatch.setattr(gallery_module, "INLINE_BYTES", sum((out / "samples" / f"{t}.png").stat().st_size
                                                             for t in best3))
-    page = build_report(out)
-    section = page.read_text().split("<h2>Samples")[1]
+    section = samples_section(out)
     cells = re.findall(r'<figure class="cell[^"]*">.*?</figure>', section, re.S)
     inlined = [re.search(r'<span class="id">([^<]+)</span>', c).group(1) for c in cells if "<img " in c]
     assert inlined == best3
     not_inlined = [c for c in cells if "not inlined: page size" in c]
     assert len(not_inlined) == GALLERY_K * 2 + GALLERY_SAMPLE - 3 - sum("no sample grid" in c for c in cells)
     for c in not_inlined:
-        assert (page.parent / unquote(re.search(r'<a href="([^"]+)">', c).group(1))).is_file()
+        assert (out / unquote(re.search(r'<a href="([^"]+)">', c).group(1))).is_file()  # out: the page's folder
 
 
 def test_a_recollect_rewrites_only_the_sample_grids_that_changed_synthetic_trials(tmp_path):
@@ -149,7 +153,7 @@ def test_scores_measured_differently_show_no_best_or_worst_but_a_sample_syntheti
     table = pd.read_csv(out / "trials.csv")
     table["fingerprint"] = ["n_fake=1000" if i else "n_fake=100" for i in range(len(table))]
     table.to_csv(out / "trials.csv", index=False)
-    page = build_report(out).read_text()
+    page = samples_section(out)
     parts = gallery_parts(page)
     assert list(parts)[0] == f"{2 * GALLERY_K + GALLERY_SAMPLE} drawn at random" and "Best" not in " ".join(parts)
     assert "as the scores cannot be ranked" in text(page)
