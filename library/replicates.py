@@ -89,7 +89,8 @@ def config_table(trials: pd.DataFrame, metric: str, mode: str, params: list[str]
     numbers = {c: pd.to_numeric(trials[c], errors="coerce").to_numpy(dtype=float) if c in trials
                else np.full(len(trials), np.nan) for c in averaged}
     done = (trials["status"] == str(Status.COMPLETED)).to_numpy()
-    ids, statuses, heads = trials["trial"].to_numpy(), trials["status"].to_numpy(), trials[key + params].to_dict("records")
+    ids, statuses = trials["trial"].to_numpy(), trials["status"].to_numpy()
+    heads = trials[key + params].to_dict("records")
     codes = trials.groupby(key, sort=False, dropna=False).ngroup().to_numpy()  # in order of first appearance
     groups = np.split(np.argsort(codes, kind="stable"), np.cumsum(np.bincount(codes))[:-1]) if len(codes) else []
     rows, samples = [], []

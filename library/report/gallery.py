@@ -90,7 +90,8 @@ def cell(sweep: SweepInfo, r: pd.Series, png: tuple[bytes, tuple[int, int]] | No
     shown = f"<br>{e(samples_epoch(r))}" if png else ""
     caption = (f"<b>{e(r['label'])}</b><br>{badge(r['status'])} best {e(sweep.metric)} "
                f"<b>{e(fmt(r['score']))}</b>{shown}<br><span class=\"id\">{e(r['trial'])}</span>")
-    return f'<figure class="cell{" bad" if r["status"] not in GOOD else ""}">{img}<figcaption>{caption}</figcaption></figure>'
+    bad = " bad" if r["status"] not in GOOD else ""
+    return f'<figure class="cell{bad}">{img}<figcaption>{caption}</figcaption></figure>'
 
 
 def gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:

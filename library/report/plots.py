@@ -10,13 +10,13 @@ import matplotlib
 matplotlib.use("Agg")  # no display on a login or compute node; only PNG files are written
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from library.files import atomic_write  # noqa: E402
 from library.report.format import fmt, short_names, sort_key  # noqa: E402
 from library.report.load import GOOD, MANY, SweepInfo  # noqa: E402
-from matplotlib.collections import LineCollection  # noqa: E402
-from matplotlib.colors import LogNorm  # noqa: E402
 
 PARAM_LOG_SPAN = 20.0  # a param axis goes log from 20x: lr {2e-4, 1e-3, 1e-2} spans 50x and reads best on log
 METRIC_LOG_SPAN = 10.0  # metric axes go log from 10x: a few collapsed trials must not flatten the good ones
@@ -130,11 +130,12 @@ def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, pat
             ax.scatter([x_of(v) for v in bad[param]], bad["score"], marker="x", s=40 if many else 110,
                        color="#cf222e", lw=1.5 if many else 2.2, zorder=6,
                        label=f"diverged or failed ({len(bad)})" if many else None)
-            for _, r in bad.iterrows() if not many else ():  # 1,000 trials: no label per point
-                ax.annotate(r["status"], (x_of(r[param]), r["score"]), textcoords="offset points",
-                            xytext=(8, -12), fontsize=8, color="#cf222e")
-            if many:
+            if many:  # one legend entry, not a label per point
                 ax.legend(loc="best", fontsize=9, framealpha=0.8)
+            else:
+                for _, r in bad.iterrows():
+                    ax.annotate(r["status"], (x_of(r[param]), r["score"]), textcoords="offset points",
+                                xytext=(8, -12), fontsize=8, color="#cf222e")
         best = ok.iloc[0]  # sorted best first
         if best["status"] in GOOD:
             ax.scatter([x_of(best[param])], [best["score"]], s=260, facecolors="none", edgecolors="k", lw=1.5,
@@ -225,8 +226,9 @@ def plot_configs_vs_param(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.Da
         for sub, colour, label in _lines(ok, param, [] if many else others, x_of, short):
             mean = sub[f"{col}_mean"]
             below, above = (mean - sub[f"{col}_ci95_low"]).fillna(0), (sub[f"{col}_ci95_high"] - mean).fillna(0)
-            ax.errorbar(sub["_x"], mean, yerr=[below, above], fmt="o" if many else "o-", color=colour, label=label,
-                        ms=4 if many else 7, lw=1 if many else 1.5, capsize=2 if many else 4, alpha=0.6 if many else 0.9)
+            style = dict(fmt="o", ms=4, lw=1, capsize=2, alpha=0.6) if many else \
+                dict(fmt="o-", ms=7, lw=1.5, capsize=4, alpha=0.9)
+            ax.errorbar(sub["_x"], mean, yerr=[below, above], color=colour, label=label, **style)
             reps = done[done["config"].isin(sub["config"])]
             ax.scatter([x_of(v) for v in reps[param]], reps["score"], s=18, color=colour, alpha=0.35, zorder=4)
         _lines_legend(ax, [] if many else others, short, ok)
@@ -249,7 +251,8 @@ def per(curves: pd.DataFrame, x: str) -> pd.DataFrame:
 def _per_trial_lines(ax, trials: pd.DataFrame, curves: pd.DataFrame, metric: str, colours: dict,
                      span: float = 100.0, x: str = "epoch") -> int:
     """One line per trial (dashed for failed and diverged ones) against x (epoch or step); for more than MANY
-    trials, those of `colours` (the best) so and the rest as faint lines with one legend entry. How many were drawn."""
+    trials, those in `colours` (the best) so and the others as faint lines under one legend entry. How many were
+    drawn."""
     drawn = 0
     sub = per(curves, x)
     sub = sub[sub["metric"] == metric]
