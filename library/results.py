@@ -5,7 +5,6 @@ time, so a re-run never duplicates a row, and never drops one: trials of earlier
 stay in trials.csv, with current=False (configs.csv is over this run's trials)."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -108,7 +107,7 @@ def collect(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) ->
         long += curves(t, run_dir)
         grid, row["samples_epoch"] = sample_grid(run_dir, row["best_epoch"], row["epochs"])
         if grid:
-            atomic_write(out_dir / "samples" / f"{t.id}.png", lambda tmp, grid=grid: shutil.copyfile(grid, tmp))
+            copy_if_changed(grid, out_dir / "samples" / f"{t.id}.png")
         rows.append(row)
     table = pd.DataFrame(rows)
     history = pd.DataFrame(long, columns=["trial", "epoch", "step", "metric", "value"])
@@ -117,6 +116,15 @@ def collect(sweep: Sweep, trials: list[Trial], run_root: Path, out_dir: Path) ->
     write_frame(history, out_dir / "curves")
     write_json(out_dir / RECORD, sweep.record())
     return table
+
+
+def copy_if_changed(source: Path, target: Path) -> None:
+    """Copy (atomically) unless target already holds the same bytes: a re-collect of 1,000 trials then skips
+    1,000 fsynced writes (seconds here, more on a network file system)."""
+    data = source.read_bytes()
+    if target.is_file() and target.stat().st_size == len(data) and target.read_bytes() == data:
+        return
+    atomic_write(target, lambda tmp: tmp.write_bytes(data))
 
 
 def write_frame(frame: pd.DataFrame, stem: Path) -> None:

@@ -1,12 +1,13 @@
 """What the test modules share, in one place: the tiny trial budget, sweep files and their command line,
 waiting for a condition, comparing two runs of one trial, reading offline W&B files, releasing requeued Slurm
-jobs, and small dataset files in their real formats. Test modules import these from here and never from
-each other (the `cluster` fixture is in conftest.py)."""
+jobs, small dataset files in their real formats, a big synthetic sweep's run dirs and headless Chromium. Test
+modules import these from here and never from each other (the `cluster` fixture is in conftest.py)."""
 from __future__ import annotations
 
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -189,3 +190,75 @@ def write_pathmnist(directory: Path, size: int, n: int = 6) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(directory / ("pathmnist.npz" if size == 28 else f"pathmnist_{size}.npz"), **arrays)
     return arrays
+
+
+# ------------------------------------------------------------------------------------------ a big synthetic sweep
+SYNTHETIC_REASONS = ("RuntimeError: CUDA out of memory", "OSError: [Errno 122] Disk quota exceeded",
+                     "slurm: task cancelled by the scheduler (TIME LIMIT)")
+
+
+def synthetic_sweep_runs(root: Path, n: int, name: str = "synthetic", epochs: int = 3, mode: str = "min"):
+    """The run dirs of a random search of `n` GAN trials that never trained (synthetic: made up, for the report's
+    scale tests and measurements), written as the harness writes them (status.json, metrics.json, samples/
+    epoch_NNNN.png and samples.png, 64x64 grids): one in 20 failed (3 reasons), one in 33 diverged, the rest
+    completed with fd_domain scores that depend on lr and beta1. Returns the sweep and its trials, for collect."""
+    from PIL import Image
+
+    from library.files import write_json
+    from library.trial import Status, Trial, write_status
+
+    rng = np.random.default_rng(n)
+    sweep = Sweep(name=name, job="gan", metric="fd_domain", mode=mode, project="synthetic",
+                  search={"optim.lr": None, "optim.beta1": None})  # the params' names (the draws are below)
+    trials = []
+    for i in range(n):
+        params = {"optim.lr": float(10 ** rng.uniform(-4.5, -2)), "optim.beta1": float(rng.uniform(0.0, 0.99))}
+        trial = Trial(f"gan-{i:08x}", params, params)
+        run_dir = root / "runs" / name / trial.id
+        failed, diverged = i % 20 == 7, i % 33 == 5
+        best = 15 + 25 * abs(math.log10(params["optim.lr"]) + 3.3) + 40 * abs(params["optim.beta1"] - 0.5)
+        spread = rng.uniform(0.5, 1.5)
+        history = [{"epoch": ep, "fd_domain": best * (1 + (epochs - ep) / 2), "loss_d": 0.4 + 0.3 * spread / ep,
+                    "loss_g": 1.0 + 0.5 * spread / ep, "elapsed_s": 1.5 * ep} for ep in range(1, epochs + 1)]
+        if diverged:
+            history[-1]["loss_d"] = float("inf")
+        status = {"status": Status.FAILED if failed else Status.DIVERGED if diverged else Status.COMPLETED,
+                  "reason": SYNTHETIC_REASONS[i % 3] if failed else "loss_d is inf in epoch 3" if diverged else "",
+                  "epoch": 0 if failed else epochs, "elapsed_s": 2.0 + i % 7, **trial.labels()}
+        if not failed:
+            status.update({"best_fd_domain": best, "best_epoch": epochs, "final": history[-1]})
+            write_json(run_dir / METRICS, history)
+            grid = np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((8, 8, 1))).astype(np.uint8)  # 8x8 cells
+            (run_dir / "samples").mkdir(parents=True)
+            Image.fromarray(grid).save(run_dir / "samples" / f"epoch_{epochs:04d}.png")
+            Image.fromarray(grid).save(run_dir / "samples.png")
+        write_status(run_dir, status)
+        trials.append(trial)
+    return sweep, trials
+
+
+# ------------------------------------------------------------------------------------------ a real browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+# Injected into a copy of the page only (the report itself has no JS): records how many images decoded.
+PROBE = """<script>window.addEventListener('load', () => {
+  const imgs = Array.from(document.images);
+  document.body.setAttribute('data-images', imgs.length);
+  document.body.setAttribute('data-broken', imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length);
+});</script></body>"""
+
+
+def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
+        capture_output=True, text=True, timeout=90)
+
+
+def loaded_images(tmp_path: Path, page: Path) -> tuple[int, int]:
+    probe = page.with_name("probe_" + page.name)
+    probe.write_text(page.read_text().replace("</body>", PROBE))
+    dom = chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
+    m = re.search(r'data-images="(\d+)" data-broken="(\d+)"', dom)
+    assert m, dom[-500:]
+    return int(m.group(1)), int(m.group(2))

@@ -7,7 +7,6 @@ import io
 import json
 import math
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from helpers import CHROMIUM, chromium, loaded_images
 from library.report import build_report
 from library.report.__main__ import main
 from library.report.load import load
@@ -273,32 +273,6 @@ def test_python_m_library_report(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- real browser
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-# Injected into a copy of the page only (the report itself has no JS): records how many images decoded.
-PROBE = """<script>window.addEventListener('load', () => {
-  const imgs = Array.from(document.images);
-  document.body.setAttribute('data-images', imgs.length);
-  document.body.setAttribute('data-broken', imgs.filter(i => !(i.complete && i.naturalWidth > 0)).length);
-});</script></body>"""
-
-
-def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome-profile'}", *args],
-        capture_output=True, text=True, timeout=90)
-
-
-def loaded_images(tmp_path: Path, page: Path) -> tuple[int, int]:
-    probe = page.with_name("probe_" + page.name)
-    probe.write_text(page.read_text().replace("</body>", PROBE))
-    dom = chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
-    m = re.search(r'data-images="(\d+)" data-broken="(\d+)"', dom)
-    assert m, dom[-500:]
-    return int(m.group(1)), int(m.group(2))
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)")
 def test_renders_in_headless_chromium(tmp_path):
     out = make_results(tmp_path)

@@ -1,6 +1,7 @@
-"""How the report writes values, durations and trial labels, in the tables and on the plots alike."""
+"""How the report writes values, durations, statuses and trial labels, in the tables and on the plots alike."""
 from __future__ import annotations
 
+import html
 import math
 from typing import Any
 
@@ -8,6 +9,10 @@ import numpy as np
 import pandas as pd
 
 MISSING = "–"  # a value a trial never reported (or NaN): an en dash, so that a real "-1" cannot be mistaken for it
+STATUS_COLOURS = {"completed": "#1a7f37", "running": "#0969da", "stopped": "#8250df", "diverged": "#bc4c00",
+                  "failed": "#cf222e", "not run": "#6e7781"}
+
+e = html.escape  # every text from a results folder goes through it: reasons hold "<", ">" and "&"
 
 
 def fmt(value: Any) -> str:
@@ -25,6 +30,12 @@ def fmt(value: Any) -> str:
             return "inf" if value > 0 else "-inf"
         return f"{value:.4g}"
     return str(value)
+
+
+def badge(status: str) -> str:
+    """A trial's status as a coloured pill, the same colour in the table, the grid, the gallery and the failures."""
+    colour = STATUS_COLOURS.get(status, "#6e7781")
+    return f'<span class="badge" style="background:{colour}">{e(status)}</span>'
 
 
 def fmt_seconds(value: Any) -> str:

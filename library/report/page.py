@@ -1,61 +1,24 @@
 """The report page: one self-contained HTML file, every image inlined as a base64 data URI (no network, no JS),
-so it reads offline or attached to a mail. `build_report` writes it with its plots."""
+so it reads offline or attached to a mail; of a sweep of more than MANY trials, the grids not shown are linked to
+their files beside it (gallery.py). `build_report` writes it with its plots."""
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
-import io
-import math
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
 from library.files import atomic_write
 from library.replicates import BEST, SAME, plus_minus
-from library.report.format import MISSING, fmt, fmt_seconds, short_names, sort_key
-from library.report.load import GOOD, SweepInfo, load, load_configs
+from library.report.format import MISSING, badge, e, fmt, fmt_seconds, short_names, sort_key
+from library.report.gallery import data_uri, gallery, read_png
+from library.report.load import GOOD, MANY, SweepInfo, load, load_configs
 from library.report.plots import make_plots
 from library.trial import AT_BEST
 
 REPORT = "report.html"
 PLOTS = "plots"
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-STATUS_COLOURS = {"completed": "#1a7f37", "running": "#0969da", "stopped": "#8250df", "diverged": "#bc4c00",
-                  "failed": "#cf222e", "not run": "#6e7781"}
-
-e = html.escape  # every text from a results folder goes through it: reasons hold "<", ">" and "&"
-
-
-def data_uri(png: bytes) -> str:
-    """The PNG inlined in the page, which then needs no file beside it."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def badge(status: str) -> str:
-    """A trial's status as a coloured pill, the same colour in the table, the grid, the gallery and the failures."""
-    colour = STATUS_COLOURS.get(status, "#6e7781")
-    return f'<span class="badge" style="background:{colour}">{e(status)}</span>'
-
-
-def read_png(path: Path) -> tuple[bytes, tuple[int, int]] | None:
-    """The file's bytes and (width, height) if it is a readable PNG, else None."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if not data.startswith(PNG_MAGIC):
-        return None
-    try:
-        from PIL import Image
-        with Image.open(io.BytesIO(data)) as im:
-            im.verify()
-        with Image.open(io.BytesIO(data)) as im:
-            return data, im.size
-    except Exception:  # noqa: BLE001 - a broken sample must not break the report
-        return None
 
 
 def status_counts(trials: pd.DataFrame) -> str:
@@ -101,7 +64,8 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
             collapse = f"mode collapse: {r['mode_collapse']}" if r["mode_collapse"] else ""
             cells.append(f'<td class="reason">{e("; ".join(t for t in (r["reason"], collapse) if t))}</td>')
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
-    return ('<div class="scroll"><table class="summary"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
+    tall = " tall" if len(trials) > MANY else ""  # 1,000 rows: a box of its own, so the plots are not 20,000 px down
+    return (f'<div class="scroll{tall}"><table class="summary"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table></div>")
 
 
@@ -200,55 +164,44 @@ def grid_table(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.DataFrame | N
     return "".join(out)
 
 
-def _epoch(value: Any) -> int | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(value) if math.isfinite(value) else None
-
-
-def samples_epoch(r: pd.Series) -> str:
-    """Which epoch a trial's gallery grid is from (`samples_epoch`, written by library.results): the best epoch's
-    grid where it was saved, else the last evaluated epoch's (as in results written before that column)."""
-    shown, best = _epoch(r.get("samples_epoch")), _epoch(r.get("best_epoch"))
-    if shown is None:
-        return "samples of the last epoch"
-    if shown == best:
-        return f"samples of epoch {shown} (the best)"
-    return f"samples of the last epoch, {shown}" + (f" (no grid of best epoch {best})" if best is not None else "")
-
-
-def gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:
-    """Every trial's sample grid, best first, scaled by a whole factor to about 280 px so small grids are legible."""
-    cells = []
-    for _, r in trials.iterrows():
-        bad = r["status"] not in GOOD
-        png = read_png(samples / f"{r['trial']}.png")
-        if png:
-            data, (w, h) = png
-            scale = max(1, round(280 / max(w, 1)))
-            img = (f'<img src="{data_uri(data)}" width="{w * scale}" height="{h * scale}" '
-                   f'alt="samples of {e(r["label"])}">')
-        else:
-            img = '<div class="nosample" style="width:276px;height:276px">no sample grid</div>'
-        shown = f"<br>{e(samples_epoch(r))}" if png else ""
-        caption = (f"<b>{e(r['label'])}</b><br>{badge(r['status'])} best {e(sweep.metric)} "
-                   f"<b>{e(fmt(r['score']))}</b>{shown}<br><span class=\"id\">{e(r['trial'])}</span>")
-        cells.append(f'<figure class="cell{" bad" if bad else ""}">{img}<figcaption>{caption}</figcaption></figure>')
-    return '<div class="gallery">' + "\n".join(cells) + "</div>" if cells else "<p>No trials.</p>"
+FAILURE_GROUPS = 30  # a big sweep's failures: this many reasons listed, the most frequent first (our choice)
+IDS_LISTED = 10  # and this many trial ids of each
 
 
 def failures(trials: pd.DataFrame) -> str:
-    """The failed and diverged trials with their reasons, and the mode collapses, or "none"."""
+    """The failed and diverged trials with their reasons, and the mode collapses, or "none"; for more than MANY
+    trials, grouped by identical reason with counts (grouped_failures)."""
     bad = trials[trials["status"].isin(["failed", "diverged"])]
     collapsed = trials[trials["mode_collapse"] != ""]
     if bad.empty and collapsed.empty:
         return "<p>none</p>"
+    if len(trials) > MANY:
+        return grouped_failures(bad, collapsed)
     items = [f"<li>{badge(r['status'])} <b>{e(r['label'])}</b> <span class=\"id\">{e(r['trial'])}</span>: "
              f"{e(r['reason'] or '(no reason recorded)')}</li>" for _, r in bad.iterrows()]
     items += [f"<li><b>mode collapse</b> <b>{e(r['label'])}</b> <span class=\"id\">{e(r['trial'])}</span>: "
               f"{e(r['mode_collapse'])}</li>" for _, r in collapsed.iterrows()]
+    return '<ul class="failures">' + "\n".join(items) + "</ul>"
+
+
+def grouped_failures(bad: pd.DataFrame, collapsed: pd.DataFrame) -> str:
+    """One line per (status, reason), the most frequent first, with how many trials and the first IDS_LISTED of
+    them; past FAILURE_GROUPS reasons, how many more (every one is in trials.csv)."""
+    kinds = pd.concat([pd.DataFrame({"kind": bad["status"], "why": bad["reason"].replace("", "(no reason recorded)"),
+                                     "trial": bad["trial"]}),
+                       pd.DataFrame({"kind": "mode collapse", "why": collapsed["mode_collapse"],
+                                     "trial": collapsed["trial"]})])
+    groups = sorted(kinds.groupby(["kind", "why"], sort=False)["trial"], key=lambda g: -len(g[1]))
+    items = []
+    for (kind, why), ids in groups[:FAILURE_GROUPS]:
+        head = badge(kind) if kind != "mode collapse" else "<b>mode collapse</b>"
+        more = f" and {len(ids) - IDS_LISTED} more" if len(ids) > IDS_LISTED else ""
+        items.append(f"<li>{head} <b>{len(ids)} trial{'s' * (len(ids) != 1)}:</b> {e(why)} — "
+                     f'<span class="id">{e(", ".join(ids[:IDS_LISTED]))}</span>{more}</li>')
+    if len(groups) > FAILURE_GROUPS:
+        rest = groups[FAILURE_GROUPS:]
+        items.append(f"<li>{len(rest)} other reasons ({sum(len(ids) for _, ids in rest)} trials): "
+                     "see trials.csv</li>")
     return '<ul class="failures">' + "\n".join(items) + "</ul>"
 
 

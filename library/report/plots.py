@@ -10,21 +10,27 @@ import matplotlib
 matplotlib.use("Agg")  # no display on a login or compute node; only PNG files are written
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.colors import LogNorm  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from library.files import atomic_write  # noqa: E402
 from library.report.format import fmt, short_names, sort_key  # noqa: E402
-from library.report.load import GOOD, SweepInfo  # noqa: E402
+from library.report.load import GOOD, MANY, SweepInfo  # noqa: E402
 
 PARAM_LOG_SPAN = 20.0  # a param axis goes log from 20x: lr {2e-4, 1e-3, 1e-2} spans 50x and reads best on log
 METRIC_LOG_SPAN = 10.0  # metric axes go log from 10x: a few collapsed trials must not flatten the good ones
+CURVES_K = 5  # of more than MANY trials, the curves of the best this many are drawn in colour, the rest faint
 STYLE = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "legend.fontsize": 9,
          "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
 
 
 def trial_colours(trials: pd.DataFrame) -> dict[str, Any]:
-    """One colour per trial, the same in every curve plot; distinct hues up to 20 trials, a gradient beyond."""
+    """One colour per trial, the same in every curve plot; distinct hues up to 20 trials, a gradient beyond; for
+    more than MANY, distinct hues for the first CURVES_K (the best) and none for the rest (drawn faint)."""
     n = max(len(trials), 1)
+    if n > MANY:
+        return {t: plt.get_cmap("tab10")(i) for i, t in enumerate(trials["trial"][:CURVES_K])}
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "viridis")
     return {t: cmap(i if n <= 20 else i / max(n - 1, 1)) for i, t in enumerate(trials["trial"])}
 
@@ -110,18 +116,26 @@ def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, pat
             _empty(ax, f"no trial reported {sweep.metric}")
             return _save(fig, path)
         x_of = _param_axis(ax, trials[param])
-        alpha = 0.9 if others else None  # one line alone is drawn opaque
-        for sub, colour, label in _lines(ok, param, others, x_of, short):
-            ax.plot(sub["_x"], sub["score"], "o-", color=colour, label=label, ms=7, lw=1.5, alpha=alpha)
-        _lines_legend(ax, others, short, ok)
+        many = len(trials) > MANY
+        if many:
+            _scatter(ax, ok[ok["status"].isin(GOOD)], param, others, x_of, short)
+        else:
+            alpha = 0.9 if others else None  # one line alone is drawn opaque
+            for sub, colour, label in _lines(ok, param, others, x_of, short):
+                ax.plot(sub["_x"], sub["score"], "o-", color=colour, label=label, ms=7, lw=1.5, alpha=alpha)
+            _lines_legend(ax, others, short, ok)
         _maybe_log(ax, ok["score"], "y", span=METRIC_LOG_SPAN)
         bad = ok[~ok["status"].isin(GOOD)]
         if len(bad):
-            ax.scatter([x_of(v) for v in bad[param]], bad["score"], marker="x", s=110, color="#cf222e", lw=2.2,
-                       zorder=6)
-            for _, r in bad.iterrows():
-                ax.annotate(r["status"], (x_of(r[param]), r["score"]), textcoords="offset points",
-                            xytext=(8, -12), fontsize=8, color="#cf222e")
+            ax.scatter([x_of(v) for v in bad[param]], bad["score"], marker="x", s=40 if many else 110,
+                       color="#cf222e", lw=1.5 if many else 2.2, zorder=6,
+                       label=f"diverged or failed ({len(bad)})" if many else None)
+            if many:  # one legend entry, not a label per point
+                ax.legend(loc="best", fontsize=9, framealpha=0.8)
+            else:
+                for _, r in bad.iterrows():
+                    ax.annotate(r["status"], (x_of(r[param]), r["score"]), textcoords="offset points",
+                                xytext=(8, -12), fontsize=8, color="#cf222e")
         best = ok.iloc[0]  # sorted best first
         if best["status"] in GOOD:
             ax.scatter([x_of(best[param])], [best["score"]], s=260, facecolors="none", edgecolors="k", lw=1.5,
@@ -133,6 +147,21 @@ def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, pat
                         xytext=(0, -46), textcoords="offset points", ha="right", va="top", fontsize=8,
                         color="#cf222e")
         return _save(fig, path)
+
+
+def _scatter(ax, rows: pd.DataFrame, param: str, others: list[str], x_of, short: dict[str, str]) -> None:
+    """Many trials (a random search): one point each, as lines through scattered draws would be noise; coloured
+    by the other param where there is exactly one and it is numeric (with its colour bar)."""
+    x = [x_of(v) for v in rows[param]]
+    by = others[0] if len(others) == 1 and _is_numeric(rows[others[0]]) else None
+    if by is None:
+        ax.scatter(x, rows["score"], s=14, color="C0", alpha=0.5, lw=0)
+        return
+    values = pd.to_numeric(rows[by], errors="coerce")
+    wide = len(values) and (values > 0).all() and values.max() / values.min() >= PARAM_LOG_SPAN
+    points = ax.scatter(x, rows["score"], c=values, cmap="viridis", norm=LogNorm() if wide else None, s=14,
+                        alpha=0.75, lw=0)
+    ax.figure.colorbar(points, ax=ax, label=short[by], pad=0.02)
 
 
 def _param_axis(ax, values: pd.Series):
@@ -193,14 +222,16 @@ def plot_configs_vs_param(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.Da
             _empty(ax, f"no configuration has a completed replicate with {sweep.metric}")
             return _save(fig, path)
         x_of = _param_axis(ax, configs[param])
-        for sub, colour, label in _lines(ok, param, others, x_of, short):
+        many = len(configs) > MANY  # a random search's configurations: points, not lines, and no legend
+        for sub, colour, label in _lines(ok, param, [] if many else others, x_of, short):
             mean = sub[f"{col}_mean"]
             below, above = (mean - sub[f"{col}_ci95_low"]).fillna(0), (sub[f"{col}_ci95_high"] - mean).fillna(0)
-            ax.errorbar(sub["_x"], mean, yerr=[below, above], fmt="o-", color=colour, label=label, ms=7, lw=1.5,
-                        capsize=4, alpha=0.9)
+            style = dict(fmt="o", ms=4, lw=1, capsize=2, alpha=0.6) if many else \
+                dict(fmt="o-", ms=7, lw=1.5, capsize=4, alpha=0.9)
+            ax.errorbar(sub["_x"], mean, yerr=[below, above], color=colour, label=label, **style)
             reps = done[done["config"].isin(sub["config"])]
             ax.scatter([x_of(v) for v in reps[param]], reps["score"], s=18, color=colour, alpha=0.35, zorder=4)
-        _lines_legend(ax, others, short, ok)
+        _lines_legend(ax, [] if many else others, short, ok)
         _maybe_log(ax, pd.concat([ok[f"{col}_ci95_low"], ok[f"{col}_ci95_high"], done["score"]]), "y",
                    span=METRIC_LOG_SPAN)
         best = ok.iloc[0]  # configs.csv is sorted best mean first
@@ -219,19 +250,29 @@ def per(curves: pd.DataFrame, x: str) -> pd.DataFrame:
 
 def _per_trial_lines(ax, trials: pd.DataFrame, curves: pd.DataFrame, metric: str, colours: dict,
                      span: float = 100.0, x: str = "epoch") -> int:
-    """One line per trial (dashed for failed and diverged ones) against x (epoch or step); how many were drawn."""
+    """One line per trial (dashed for failed and diverged ones) against x (epoch or step); for more than MANY
+    trials, those in `colours` (the best) so and the others as faint lines under one legend entry. How many were
+    drawn."""
     drawn = 0
     sub = per(curves, x)
     sub = sub[sub["metric"] == metric]
-    for _, row in trials.iterrows():
-        c = sub[sub["trial"] == row["trial"]].sort_values(x)
-        if c.empty:
+    lines = {t: c.sort_values(x) for t, c in sub.groupby("trial", sort=False)}
+    many = len(trials) > MANY
+    for _, row in trials[trials["trial"].isin(colours)].iterrows():
+        c = lines.get(row["trial"])
+        if c is None:
             continue
         bad = row["status"] not in GOOD
         label = row["label"] + (f" ({row['status']})" if row["status"] != "completed" else "")
         ax.plot(c[x], c["value"], "--" if bad else "-", marker="o" if x == "epoch" else None, ms=3.5, lw=1.6,
-                color=colours[row["trial"]], label=label, alpha=0.9)
+                color=colours[row["trial"]], label=label, alpha=0.9, zorder=3 if many else None)
         drawn += 1
+    faint = [c[[x, "value"]].to_numpy(float) for t, c in lines.items() if t not in colours] if many else []
+    if faint:  # one collection: 1,000 Line2D artists take seconds to draw
+        ax.add_collection(LineCollection(faint, colors="#8c959f", linewidths=0.7, alpha=0.3, zorder=1,
+                                         label=f"the other {len(faint)} trials"))
+        ax.autoscale_view()
+        drawn += len(faint)
     if drawn:
         _maybe_log(ax, sub["value"], "y", span=span)
         if len(sub) and sub[x].max() <= 20:
@@ -249,8 +290,16 @@ def plot_metric_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFr
         if not _per_trial_lines(ax, trials, curves, sweep.metric, colours, span=METRIC_LOG_SPAN):
             _empty(ax, f"no trial reported {sweep.metric} per epoch")
             fig.set_size_inches(8.5, 2.4)
-        _legend(ax, n=len(trials))
+        _legend(ax, *_best_title(sweep, trials))
         return _save(fig, path)
+
+
+def _best_title(sweep: SweepInfo, trials: pd.DataFrame) -> tuple[str | None, int]:
+    """The curves' legend title and its number of entries: for more than MANY trials, the coloured ones are the
+    best CURVES_K (or the first, in trial order, where the scores cannot be ranked)."""
+    if len(trials) <= MANY:
+        return None, len(trials)
+    return (f"the first {CURVES_K}" if sweep.unranked else f"the best {CURVES_K} by {sweep.metric}"), CURVES_K + 1
 
 
 def loss_axis(curves: pd.DataFrame) -> str:
@@ -275,7 +324,7 @@ def plot_loss_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFram
             ax.set_xlabel(f"training {x}" if x == "step" else x)
             ax.set_ylabel(loss)
             _per_trial_lines(ax, trials, curves, loss, colours, x=x)
-        _legend(axes[0][-1], n=len(trials))
+        _legend(axes[0][-1], *_best_title(sweep, trials))
         fig.tight_layout()
         return _save(fig, path)
 
