@@ -19,6 +19,10 @@ from library.sweep import RECORD, Sweep
 from library.trial import AT_BEST, METRICS, STATUS, STEPS, Status, Trial, read_status
 
 
+BIG = 50
+"""A table longer than this prints its best and worst rows only, and its failures grouped by reason."""
+
+
 def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:
     status = read_status(run_dir)
     final = status.get("final", {})
@@ -160,6 +164,18 @@ def print_configs(table: pd.DataFrame, metric: str, params: list[str], key: list
         print(shown.to_string(index=False))
 
 
+def print_failures(bad: pd.DataFrame) -> None:
+    """Each failed or diverged trial with its reason; past BIG of them, one line per distinct reason with a count."""
+    if len(bad) <= BIG:
+        for _, row in bad.iterrows():
+            print(f"{row.trial} {row.status}: {row.reason}")
+        return
+    first_line = bad.reason.fillna("").astype(str).str.split("\n").str[0]
+    for (status, reason), group in bad.groupby([bad.status, first_line], sort=False):
+        ids = ", ".join(group.trial.head(3)) + (", ..." if len(group) > 3 else "")
+        print(f"{len(group)} trials {status} ({ids}): {reason}")
+
+
 def print_summary(table: pd.DataFrame, sweep: Sweep) -> None:
     """The trials table, best first, with failures and mode collapses; then, with replicates, the configurations."""
     metric, mode = sweep.metric, sweep.mode
@@ -169,11 +185,15 @@ def print_summary(table: pd.DataFrame, sweep: Sweep) -> None:
                               na_position="last")
     cols = display_columns(shown)
     with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
-        print(shown[cols].to_string(index=False))
+        if len(shown) <= BIG:
+            print(shown[cols].to_string(index=False))
+        else:  # a big sweep: its best and its worst; every row is in trials.csv
+            print(shown[cols].head(10).to_string(index=False))
+            print(f"... {len(shown) - 15} more trials (all in trials.csv) ...")
+            print(shown[cols].tail(5).to_string(index=False))
     if unranked:
         print(f"{metric}: {unranked}")
-    for _, row in shown[shown.status.isin(["failed", "diverged"])].iterrows():
-        print(f"{row.trial} {row.status}: {row.reason}")
+    print_failures(shown[shown.status.isin(["failed", "diverged"])])
     for _, row in shown[shown.get("mode_collapse", pd.Series("", index=shown.index)).fillna("") != ""].iterrows():
         print(f"{row.trial} mode collapse: {row.mode_collapse}")
     if sweep.repeats > 1:

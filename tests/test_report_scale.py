@@ -159,3 +159,17 @@ def test_scores_measured_differently_show_no_best_or_worst_but_a_sample_syntheti
     assert "as the scores cannot be ranked" in text(page)
     drawn, linked = parts.values()
     assert set(linked) == set(table.trial[table.samples_epoch.notna()]) - set(drawn)
+
+
+def test_the_terminal_table_of_a_big_sweep_shows_its_best_and_worst_and_groups_failures_synthetic_rows(capsys):
+    from library.results import print_summary
+    from library.sweep import Sweep
+
+    rows = [{"trial": f"gan-{i:04d}", "status": "failed" if i % 2 else "completed",
+             "reason": "CUDA out of memory\nTraceback ..." if i % 2 else "", "best_fd_domain": float(i)} for i in range(200)]
+    print_summary(pd.DataFrame(rows), Sweep(name="big", job="gan", metric="fd_domain", mode="min"))
+    printed = capsys.readouterr().out.splitlines()
+    table = [line.split()[0] for line in printed if line.startswith("gan-")]
+    assert table[:10] == [f"gan-{i:04d}" for i in range(10)] and len(table) == 15  # best 10 first, worst 5 last
+    assert "... 185 more trials (all in trials.csv) ..." in printed
+    assert "100 trials failed (gan-0001, gan-0003, gan-0005, ...): CUDA out of memory" in printed
