@@ -1,7 +1,8 @@
 """The local backend: Ray Tune runs the trials on this machine, as many at once as its CPUs allow.
 
-Each Tune trial is a driver function that trains through `library.train.fit` (a Ray Train TorchTrainer).
-Ray's own logging goes to runs/SWEEP/ray.log; the terminal shows the sweep's progress
+Each Tune trial is a driver function that trains through `library.train.fit` (a Ray Train TorchTrainer); a trial
+process trains one trial after another (Tune's reuse_actors), so a sweep of small trials pays the imports once per
+process, not per trial. Ray's own logging goes to runs/SWEEP/ray.log; the terminal shows the sweep's progress
 (library.progress) instead.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 from ray.tune import Callback
 
+from library.config import require
 from library.launch import reaper
 from library.launch.backend import LaunchOptions
 from library.progress import SweepView
@@ -35,6 +37,9 @@ class LocalBackend:
         self.options = options
 
     def check(self, sweep: Sweep) -> None:
+        require(self.options.trials_per_task <= 1, "--trials-per-task", self.options.trials_per_task,
+                "0 or 1 with --backend=local: its trial processes already train one trial after another (Ray Tune "
+                "reuses them); packing is for --backend=slurm")
         sweep.resources.check_fits({"CPU": float("inf"), "GPU": torch.cuda.device_count()}, "this machine")
 
     def busy(self, run_root: Path, trials: list[Trial]) -> dict[str, str]:
