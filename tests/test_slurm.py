@@ -193,7 +193,8 @@ def test_retry_failed_on_slurm_follows_the_new_task_and_the_row_becomes_complete
 
 def test_max_concurrent_sets_the_array_throttle(cluster, tmp_path):
     path = slurm_sweep(tmp_path, {"optim.beta1": [0.3, 0.5, 0.7]}, epochs=1, name="throttle")
-    slurm_cli(path, "--detach", "--max-concurrent=1")
+    # One trial per task, asked for: left to choose, it would pack the 3 into 1 task (see test_packing.py).
+    slurm_cli(path, "--detach", "--max-concurrent=1", "--trials-per-task=1")
     jobs = read_json(tmp_path / "runs/throttle/slurm_jobs.json")
     try:
         array = next(iter(jobs.values())).split("_")[0]
