@@ -85,14 +85,14 @@ class TrialsTask(submitit.helpers.Checkpointable):
         signal.signal(signal.SIGUSR2, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
         todo = [t for t in self.trials if not status_of(Path(t["run_dir"])).final]  # a requeued pack: the rest
-        if len(self.trials) == 1:
-            ran = self.run_here(todo)
+        if len(self.trials) == 1 or self.resources.workers > 0:  # a forked child could not use this process's Ray
+            ran = self.run_here(todo, stopping)
         else:
             ran = self.run_forked(todo, stopping)
         left = [d for d in run_dirs if not status_of(d).final]
         if not left:
             asked.clear()  # a late signal's fallback has nothing to do
-            return Status.COMPLETED if len(self.trials) > 1 else str(status_of(run_dirs[0]))
+            return "done"
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)
         if signal.SIGUSR2 not in asked:  # SIGTERM: Slurm itself requeues (or cancels) the job
             return "preempted"
@@ -105,11 +105,17 @@ class TrialsTask(submitit.helpers.Checkpointable):
         requeue(signal.SIGUSR2, None)  # submitit: checkpoint() (this task again), requeue, exit
         return "requeued"
 
-    def run_here(self, todo: list[dict]) -> list[dict]:
-        """Train the trials in this process, one after another (multi-worker trials on this task's own Ray)."""
+    def run_here(self, todo: list[dict], stopping: threading.Event) -> list[dict]:
+        """Train the trials in this process, one after another (multi-worker trials on this task's own Ray); none
+        started once a stop was asked."""
         if self.resources.workers > 0 and todo:
             start_private_ray(self.resources)
-        return [self.fit(t) for t in todo]
+        ran = []
+        for trial in todo:
+            if stopping.is_set():
+                break
+            ran.append(self.fit(trial))
+        return ran
 
     def fit(self, trial: dict) -> dict:
         return fit(self.job, trial["config"], trial["run_dir"], self.resources, tracking=self.tracking,
@@ -117,8 +123,6 @@ class TrialsTask(submitit.helpers.Checkpointable):
 
     def run_forked(self, todo: list[dict], stopping: threading.Event) -> list[dict]:
         """Each trial in a process forked from this one, `slots` at a time; none started once a stop was asked."""
-        if self.resources.workers > 0:  # a forked child cannot use its parent's Ray
-            return self.run_here([t for t in todo if not stopping.is_set()])
         warm_up(self.job)
         fork = multiprocessing.get_context("fork")
         devices = visible_gpus()
@@ -130,7 +134,8 @@ class TrialsTask(submitit.helpers.Checkpointable):
                 while queue and len(running) < self.slots and not stopping.is_set():
                     slot = min(set(range(self.slots)) - {s for _, _, s in running.values()})
                     trial = queue.pop(0)
-                    gpu = devices[int(slot * self.resources.gpus_per_worker)] if devices else None
+                    gpus = self.resources.gpus_per_worker
+                    gpu = devices[int(slot * gpus)] if devices and gpus else None
                     child = fork.Process(target=self.child, args=(trial, gpu), name=f"trial {trial['id']}")
                     child.start()
                     running[child.sentinel] = (child, trial, slot)
