@@ -5,7 +5,7 @@ that nothing is lost. The catalogue, with the test that covers each scenario:
 |-------------------------------------------------------|---------------------------------------------------------------|
 | kill -9 of the sweep driver mid-trial                 | test_sweep.py::test_kill_9_mid_trial_then_rerun_resumes_and_matches_an_uninterrupted_run |
 | kill -9 of the sweep driver: no Ray process outlives it | test_orphans.py::test_kill_9_of_the_driver_ends_every_process_of_its_ray_within_seconds |
-| preemption: SIGUSR2 (scancel --signal=USR2), requeue  | test_slurm.py::test_preempted_task_checkpoints_its_step_requeues_resumes_and_ends_like_an_uninterrupted_run |
+| preemption: SIGUSR2 (scancel --signal=USR2) of a task, requeue (the same handler for a pack of one or many) | test_packing.py::test_a_preempted_packed_task_resumes_every_trial_and_each_row_equals_an_undisturbed_run |
 | stop request mid-epoch: checkpoint at the step, exact | test_precision_and_resume.py::test_a_stop_request_checkpoints_mid_epoch_and_the_resumed_run_ends_like_an_uninterrupted_one |
 | ray-slurm job signalled before its time limit         | test_slurm.py::test_ray_slurm_job_signalled_before_its_time_limit_checkpoints_requeues_and_completes |
 | requeued task that makes no progress (endless requeue) | test_slurm.py::test_no_progress_decision_stops_requeueing_only_a_requeued_task_stuck_at_its_start |

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from helpers import SITE, SLURM_TINY, assert_same_run, started_again, sweep_cli, wait_for, write_site, write_sweep
+from helpers import SITE, SLURM_TINY, started_again, sweep_cli, wait_for, write_site, write_sweep
 from library.files import read_json
 from library.launch import slurm, task
 from library.results import collect
@@ -53,34 +53,6 @@ def test_ray_slurm_runs_the_same_sweep_in_one_sbatch_job(cluster, tmp_path):
     state = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", job], capture_output=True, text=True)
     assert state.stdout.strip() == "COMPLETED"
     assert "4 to run" in (tmp_path / f"runs/stiny/ray_slurm/{job}.out").read_text()
-
-
-def test_preempted_task_checkpoints_its_step_requeues_resumes_and_ends_like_an_uninterrupted_run(cluster, tmp_path):
-    # No periodic checkpoint after epoch 0: what carries the trial over the preemption is the checkpoint that
-    # SIGUSR2 asks for at the next step boundary.
-    # 8 epochs: the signal must land while the trial still has epochs to go (about 1 s each here).
-    grid = {"optim.beta1": [0.5], "train.checkpoint_every": [1000]}
-    reference = tmp_path / "reference"
-    reference.mkdir()
-    sweep_cli(slurm_sweep(reference, grid, epochs=8), backend="local", timeout=300)
-
-    path = slurm_sweep(tmp_path, grid, epochs=8)
-    slurm_cli(path, "--detach")
-    (job,) = read_json(tmp_path / "runs/stiny/slurm_jobs.json").values()
-    wait_for(lambda: any(read_json(p).get("epoch", 0) >= 2 for p in tmp_path.glob("runs/stiny/*/status.json")),
-             240, "epoch 2")
-    # Preemption as Slurm does it: SIGUSR2 to the task; submitit requeues it. Skip the requeue hold (BeginTime).
-    subprocess.run(["scancel", "--signal=USR2", job], check=True)
-    wait_for(lambda: "Restarts=1" in subprocess.run(["scontrol", "show", "job", job], capture_output=True,
-                                                    text=True).stdout, 60, "the requeue")
-    wait_for(lambda: started_again(job), 180, "the requeued task to start")
-    slurm_cli(path)  # follows until done; submits nothing new
-    (run,) = tmp_path.glob("runs/stiny/*/status.json")
-    status = read_json(run)
-    assert status["status"] == "completed" and status["resumed_from_epoch"] >= 2
-    assert list(tmp_path.glob("runs/stiny/*/checkpoints/epoch_*_step_*.pt"))
-    (straight,) = reference.glob("runs/stiny/*/status.json")
-    assert_same_run(run.parent, straight.parent)  # losses and weights bit-exact, scores to 1e-6
 
 
 def test_a_task_crashing_on_the_node_is_a_failed_row_and_the_rest_complete(cluster, tmp_path):
