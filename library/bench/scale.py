@@ -17,9 +17,11 @@ from pathlib import Path
 
 from library.files import read_json
 
-SIZES = ((10, 1), (100, 1), (100, 0), (1000, 0))
-"""(trials, trials per task; 0 = the default pack size). 1,000 trials unpacked would hold this 6-CPU dev cluster
-for half an hour (~10 s of start-up each): left out, its cost per trial is the 100-trial row's."""
+SIZES = ((1, 1), (50, 50), (10, 1), (100, 1), (100, 0), (1000, 0))
+"""(trials, trials per task; 0 = the default pack size). The first two run one task alone (no other task shares the
+machine's cores): a trial's overhead in its own task and in a pack, uncontended. 1,000 trials unpacked would hold
+this 6-CPU dev cluster for half an hour (~10 s of start-up each): left out, its cost per trial is the 100-trial
+row's."""
 SITE = 'slurm_partition = "debug"\ntimeout_min = 30\nslurm_array_parallelism = {parallelism}\n'
 PARALLELISM = 20
 """Array tasks at once: what the default pack size divides the sweep by (1,000 trials: packs of 50)."""
@@ -116,6 +118,10 @@ def markdown(rows: list[dict]) -> str:
             f"{r['task_s'] / r['trials']:.2f} | {(r['task_s'] - r['train_s']) / r['trials']:.2f} |")
     by = {(r["trials"], bool(r["per_task"] == 1)): r for r in rows}
     lines.append("")
+    if (alone := by.get((1, True))) and (pack := by.get((50, False))):
+        a, b = alone["task_s"] - alone["train_s"], (pack["task_s"] - pack["train_s"]) / 50
+        lines.append(f"- One task alone on the cluster: overhead of a trial in its own task {a:.2f} s, in a pack of 50 "
+                     f"{b:.2f} s per trial (ratio {b / a:.2f})")
     if (big := by.get((1000, False))) and (mid := by.get((100, False))):
         ratio = (login_s(big) / 1000) / (login_s(mid) / 100)
         lines.append(f"- Login-node cost per trial, 1,000 vs 100 trials (packed): {ratio:.2f}x")
