@@ -41,18 +41,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.gpu_packing:
         with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
             sys.exit(gpu_packing(args.out, Path(tmp)))
-    if args.scale:
-        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            text = scale_markdown(scale(Path(tmp)))
-        print(text)
-        write_text(args.out / "scale.md", text)
-        return
-    if args.multinode:
-        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-            text = multinode_markdown(multinode(Path(tmp)))
-        print(text)
-        write_text(args.out / "multinode.md", text)
-        return
+    for wanted, measure, markdown_of, name in ((args.scale, scale, scale_markdown, "scale.md"),
+                                               (args.multinode, multinode, multinode_markdown, "multinode.md")):
+        if wanted:
+            with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+                text = markdown_of(measure(Path(tmp)))
+            print(text)
+            write_text(args.out / name, text)
+            return
     started = time.time()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     results = {"machine": f"{platform.node()}, {os.cpu_count()} CPUs, {gpu}, torch {torch.__version__}"}
