@@ -12,6 +12,7 @@ import os
 import shlex
 import sys
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from library.config import ConfigError, parse, require
 from library.data import DatasetNotReady
 from library.job import load_job
 from library.search import Pinned
-from library.sweep import Sweep, resolve
+from library.sweep import BIG, Sweep, resolve
 from library.tracking import sync_hint
 from library.trial import Trial, status_of
 
@@ -52,7 +53,7 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
     replicated = f" ({len(trials) // sweep.repeats} configurations x {sweep.repeats} replicates)" * (sweep.repeats > 1)
     print(f"{sweep.name}: {len(trials)} trials{replicated} of job {sweep.job!r}, metric {sweep.metric} "
           f"({sweep.mode}), backend {backend.name}")
-    print_table(trials, run_root)
+    print_table(trials, run_root, every=args.dry_run)
     if args.dry_run:
         return
     if args.status:
@@ -191,21 +192,38 @@ def writable(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
 
 
+FIRST_ROWS = 10
+"""The trials a big sweep's plan lists before its summary."""
+
+
 def shown(value: Any) -> str:
     """A parameter as the trial table shows it: drawn floats to 4 significant digits (lr 0.001234)."""
     return f"{value:.4g}" if isinstance(value, float) else repr(value)
 
 
-def print_table(trials: list[Trial], run_root: Path) -> None:
-    """One line per trial; with replicates, which one each is (replicates of one configuration are adjacent)."""
+def print_table(trials: list[Trial], run_root: Path, every: bool = False) -> None:
+    """One line per trial; with replicates, which one each is (replicates of one configuration are adjacent). A big
+    sweep, unless `every`: its first rows, then what the rest hold (each parameter's values, the statuses)."""
     keys = list(trials[0].params) if trials else []
     replicated = any(t.replicate for t in trials)
-    rows = [[t.id, *(shown(t.params[k]) for k in keys), *([t.replicate] if replicated else []),
-             status_of(run_root / t.id)] for t in trials]
+    statuses = [status_of(run_root / t.id) for t in trials]
+    rows = [[t.id, *(shown(t.params[k]) for k in keys), *([t.replicate] if replicated else []), s]
+            for t, s in zip(trials, statuses)]
     header = ["trial", *keys, *(["replicate"] if replicated else []), "status"]
-    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
-    for row in [header, *rows]:
+    cut = len(rows) if every or len(rows) <= BIG else FIRST_ROWS
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows[:cut])]
+    for row in [header, *rows[:cut]]:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+    if cut < len(rows):
+        print(f"... {len(rows) - cut} more trials (--dry-run lists every one)")
+        for k in keys:
+            distinct = {shown(t.params[k]): t.params[k] for t in trials}
+            values = sorted(distinct, key=lambda v: (0, distinct[v], "") if isinstance(distinct[v], (int, float))
+                            else (1, 0, v))  # numbers in order (100 before 1000), then the rest as text
+            print(f"  {k}: {len(values)} value(s), " + (", ".join(values) if len(values) <= 8 else
+                                                       f"{values[0]} ... {values[-1]}"))
+        counts = Counter(str(s) for s in statuses)
+        print("  status: " + ", ".join(f"{n} {s}" for s, n in counts.most_common()))
 
 
 class SweepLock:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Iterator, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -64,6 +65,7 @@ class SweepView:
         self.small = len(trial_ids) <= SMALL
         self.start = self.last_summary = clock()
         self.most_running = 0
+        self.catching_up = False
         self.live = None
         self.closed = False
         ci = os.environ.get("CI", "").lower() not in ("", "0", "false")
@@ -135,6 +137,20 @@ class SweepView:
 
     def queued(self, trial_id: str) -> None:
         self.trial(trial_id).state = QUEUED
+
+    @contextmanager
+    def before(self) -> Iterator[None]:
+        """Report inside this what had happened before the view began (the first poll of a sweep re-run or
+        re-attached to): a big sweep prints one line for the trials that had already ended, not a line each."""
+        self.catching_up = not self.small
+        try:
+            yield
+        finally:
+            self.catching_up = False
+        counts = self.count()
+        ended = ", ".join(f"{counts[s]} {s}" for s in STATES if s not in (QUEUED, RUNNING) and counts[s])
+        if not self.small and ended:
+            self.print(f"{self.stamp()}ended before: {ended}")
 
     def tick(self) -> None:
         """Call now and then: a big sweep's log gets its summary line every SUMMARY_S."""
@@ -223,7 +239,10 @@ class SweepView:
         return f"[{self.clock() - self.start:5.0f}s] "
 
     def event(self, t: TrialView, text: str, loud: bool) -> None:
-        """An event line: always in a log; above the live view only when `loud`."""
+        """An event line: always in a log; above the live view only when `loud`; of a big sweep's trial that had
+        ended before the view began, none."""
+        if self.catching_up and t.state not in (QUEUED, RUNNING):
+            return
         if not self.live or loud:
             done = sum(1 for x in self.trials.values() if x.state not in (QUEUED, RUNNING))
             self.print(f"{self.stamp()}{t.id}  {text}   ({done}/{len(self.trials)} done)")

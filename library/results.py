@@ -15,12 +15,8 @@ from library.fingerprint import as_text, not_comparable
 from library.metrics import names_of
 from library.metrics.coverage import detect_mode_collapse
 from library.replicates import config_table, plus_minus
-from library.sweep import RECORD, Sweep
+from library.sweep import BIG, RECORD, Sweep
 from library.trial import AT_BEST, METRICS, STATUS, STEPS, Status, Trial, read_status
-
-
-BIG = 50
-"""A table longer than this prints its best and worst rows only, and its failures grouped by reason."""
 
 
 def trial_row(trial: Trial, run_dir: Path, metric: str) -> dict:

@@ -30,6 +30,9 @@ from library.tracking import DEFAULT_PROJECT, wandb_mode
 from library.trial import Trial, trial_id
 
 MAX_TRIALS = 5000
+BIG = 50
+"""A sweep of more trials than this is big: its tables print some rows and a summary of the rest (the trials
+before a run, the results after: best and worst, failures grouped by reason). Every row stays in trials.csv."""
 RECORD = "sweep.json"
 """A sweep's record (see Sweep.record): in results/SWEEP/ for the report, in runs/SWEEP/ray_slurm/ with the
 trials for the driver inside a ray-slurm job."""

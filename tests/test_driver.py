@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from library.driver import command, configure, main, parse_args
+from helpers import table_rows
+from library.driver import FIRST_ROWS, command, configure, main, parse_args, print_table
+from library.files import write_json
+from library.search import LogUniform
+from library.sweep import Sweep, resolve
+from library.trial import STATUS
 
 SWEEP = runpy.run_path(str(Path(__file__).resolve().parents[1] / "sweeps/gan_betas.py"))["SWEEP"]
 
@@ -59,3 +64,22 @@ def test_an_unknown_preset_is_refused_naming_the_ones_there_are(capsys):
         main(SWEEP, ["--preset=report", "--dry-run", "--backend=local"])
     assert stop.value.code == 2
     assert "--preset='report' is not allowed: one of seed" in capsys.readouterr().err
+
+
+def test_a_big_sweeps_table_lists_its_first_trials_then_sums_up_the_rest_and_dry_run_lists_every_one(tmp_path, capsys):
+    sweep = Sweep(name="probe", job="scale_probe", base={"train.epochs": 1}, grid={"data.points": [8, 16, 32]},
+                  search={"optim.lr": LogUniform(1e-3, 0.5)}, samples=20)
+    main(sweep, ["--dry-run", "--backend=local", f"--runs-dir={tmp_path}"])
+    assert len(table_rows(capsys.readouterr().out, prefix="scale_probe-")) == 60  # the plan, every trial
+
+    _, trials = resolve(sweep)
+    for t in trials[:3]:
+        write_json(tmp_path / t.id / STATUS, {"status": "completed"})
+    print_table(trials, tmp_path)  # what a run or --status prints first
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines[1:FIRST_ROWS + 1]] == [t.id for t in trials[:FIRST_ROWS]]
+    assert lines[FIRST_ROWS + 1] == f"... {60 - FIRST_ROWS} more trials (--dry-run lists every one)"
+    assert lines[FIRST_ROWS + 2] == "  data.points: 3 value(s), 8, 16, 32"
+    lrs = sorted({t.params["optim.lr"] for t in trials})  # 20 draws, each with every data.points
+    assert lines[FIRST_ROWS + 3] == f"  optim.lr: 20 value(s), {lrs[0]:.4g} ... {lrs[-1]:.4g}"
+    assert lines[-1] == "  status: 57 not run, 3 completed"

@@ -311,3 +311,31 @@ def test_the_local_callback_feeds_the_view_and_remembers_the_trials_asha_stopped
     assert f"crashed  failed  (its process ended in an error: see {tmp_path / 'ray.log'})" in out
     assert "4 trial(s): 1 queued, 0 running, 1 completed, 1 failed, 0 diverged, 1 stopped" in out
     assert pickle.loads(pickle.dumps(progress)).stopped == [tmp_path / "cut"]  # Tune pickles its callbacks
+
+
+def test_following_a_big_sweep_again_sums_up_the_trials_that_had_ended_in_one_line_fake_slurm(tmp_path, monkeypatch,
+                                                                                                capsys):
+    # A re-run of a 100-trial sweep of which 90 had ended (one failed): no line for each of those 90.
+    run_root = tmp_path / "runs/again"
+    trials = [f"gan-{i:03d}" for i in range(100)]
+    jobs = {t: f"5_{i}" for i, t in enumerate(trials)}
+    write_json(run_root / slurm.JOBS, jobs)
+    fake = FakeSlurm({j: "COMPLETED" for j in jobs.values()})
+    for i, t in enumerate(trials):
+        if i < 90:
+            write_json(run_root / t / STATUS, {"status": "failed" if i == 0 else "completed", "reason": "boom"})
+        else:
+            fake.tasks[jobs[t]] = "PENDING"
+    monkeypatch.setattr(poll, "run_slurm", fake)
+
+    def sleep(seconds):
+        for t in trials[90:]:
+            write_json(run_root / t / STATUS, {"status": "completed", "epoch": 1})
+            fake.tasks[jobs[t]] = "COMPLETED"
+
+    monkeypatch.setattr(poll.time, "sleep", sleep)
+    poll.follow(run_root, trials, "fid")
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("] ")[1] for line in out if "ended before" in line] == ["ended before: 89 completed, 1 failed"]
+    assert sum("  completed" in line for line in out) == 10  # only the trials that ended while followed
+    assert not any("gan-000" in line for line in out)

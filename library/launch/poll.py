@@ -11,6 +11,7 @@ import os
 import subprocess
 import time
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +132,13 @@ def follow(run_root: Path, trial_ids: list[str], metric: str, poll_s: float = PO
                 changed = current != last
                 last = current
                 ended = 0
-                for t in trial_ids:
-                    status, fresh = files.read(run_root / t)
-                    changed |= fresh
-                    show(view, t, jobs.get(t), current.get(jobs.get(t)), status, metric, shared[jobs.get(t)] > 1)
-                    ended += current.get(jobs.get(t)) not in ACTIVE or Status(status.get("status", Status.NOT_RUN)).final
+                with view.before() if intervals == 1 else nullcontext():
+                    for t in trial_ids:
+                        status, fresh = files.read(run_root / t)
+                        changed |= fresh
+                        show(view, t, jobs.get(t), current.get(jobs.get(t)), status, metric, shared[jobs.get(t)] > 1)
+                        ended += (current.get(jobs.get(t)) not in ACTIVE
+                                  or Status(status.get("status", Status.NOT_RUN)).final)
                 if ended == len(trial_ids):
                     return
                 view.tick()
