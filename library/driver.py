@@ -48,7 +48,7 @@ def main(sweep: Sweep, argv: list[str] | None = None) -> None:
     out_dir = (args.results_dir / sweep.name).resolve()
     if args.cancel:
         cancelled = backend.cancel(run_root)
-        print(f"{sweep.name}: cancelled {len(cancelled)} job(s) {' '.join(cancelled)}")
+        print(f"{sweep.name}: cancelled {len(cancelled)} job(s){job_list(cancelled)}")
         return
     replicated = f" ({len(trials) // sweep.repeats} configurations x {sweep.repeats} replicates)" * (sweep.repeats > 1)
     print(f"{sweep.name}: {len(trials)} trials{replicated} of job {sweep.job!r}, metric {sweep.metric} "
@@ -194,6 +194,13 @@ def writable(folder: Path) -> bool:
 
 FIRST_ROWS = 10
 """The trials a big sweep's plan lists before its summary."""
+
+
+def job_list(jobs: list[str]) -> str:
+    """Slurm job ids for a message: each one, or for many (a big sweep's array tasks) their arrays."""
+    if len(jobs) <= FIRST_ROWS:
+        return "".join(f" {j}" for j in jobs)
+    return " (tasks of array job(s) " + " ".join(sorted({j.split("_")[0] for j in jobs}, key=lambda j: (len(j), j))) + ")"
 
 
 def shown(value: Any) -> str:

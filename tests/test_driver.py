@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from helpers import table_rows
-from library.driver import FIRST_ROWS, command, configure, main, parse_args, print_table
+from library.driver import FIRST_ROWS, command, configure, job_list, main, parse_args, print_table
 from library.files import write_json
 from library.search import LogUniform
 from library.sweep import Sweep, resolve
@@ -83,3 +83,8 @@ def test_a_big_sweeps_table_lists_its_first_trials_then_sums_up_the_rest_and_dry
     lrs = sorted({t.params["optim.lr"] for t in trials})  # 20 draws, each with every data.points
     assert lines[FIRST_ROWS + 3] == f"  optim.lr: 20 value(s), {lrs[0]:.4g} ... {lrs[-1]:.4g}"
     assert lines[-1] == "  status: 57 not run, 3 completed"
+
+
+def test_cancelling_a_big_sweep_names_its_arrays_not_each_task():
+    assert job_list(["7_0", "7_1"]) == " 7_0 7_1"
+    assert job_list([f"{9 + i // 100}_{i % 100}" for i in range(250)]) == " (tasks of array job(s) 9 10 11)"
