@@ -200,7 +200,8 @@ def job_list(jobs: list[str]) -> str:
     """Slurm job ids for a message: each one, or for many (a big sweep's array tasks) their arrays."""
     if len(jobs) <= FIRST_ROWS:
         return "".join(f" {j}" for j in jobs)
-    return " (tasks of array job(s) " + " ".join(sorted({j.split("_")[0] for j in jobs}, key=lambda j: (len(j), j))) + ")"
+    arrays = sorted({j.split("_")[0] for j in jobs}, key=lambda j: (len(j), j))
+    return f" (tasks of array job(s) {' '.join(arrays)})"
 
 
 def shown(value: Any) -> str:
