@@ -31,8 +31,11 @@ from library.trial import Trial, trial_id
 
 MAX_TRIALS = 5000
 BIG = 50
-"""A sweep of more trials than this is big: its tables print some rows and a summary of the rest (the trials
-before a run, the results after: best and worst, failures grouped by reason). Every row stays in trials.csv."""
+"""A sweep of more trials than this is big (our choice of where): what it prints and its report sum up instead of
+showing every trial. The plan before a run lists its first trials and each parameter's values; the results table
+its best and worst rows, failures grouped by reason (every row stays in trials.csv); the report's gallery the best
+and worst by the metric and a sample of the rest, the others linked, its curves the best in colour and the rest
+faint. A sweep of this many or fewer shows every trial one by one."""
 RECORD = "sweep.json"
 """A sweep's record (see Sweep.record): in results/SWEEP/ for the report, in runs/SWEEP/ray_slurm/ with the
 trials for the driver inside a ray-slurm job."""

@@ -16,8 +16,9 @@ from PIL import Image
 from helpers import CHROMIUM, SYNTHETIC_REASONS, chromium, loaded_images, synthetic_sweep_runs
 from library.report import build_report
 from library.report.gallery import GALLERY_K, GALLERY_SAMPLE, gallery
-from library.report.load import MANY, load
+from library.report.load import load
 from library.results import collect
+from library.sweep import BIG
 
 MB = 1_000_000
 
@@ -103,16 +104,16 @@ def test_a_1000_trial_report_of_synthetic_trials_is_small_summarised_linked_and_
 
 
 def test_mode_max_shows_the_highest_first_and_a_sweep_of_many_trials_exactly_is_shown_whole_synthetic_trials(tmp_path):
-    out = synthetic_results(tmp_path / "max", MANY + 10, mode="max")
+    out = synthetic_results(tmp_path / "max", BIG + 10, mode="max")
     parts = gallery_parts(samples_section(out))
     best, worst = list(parts.values())[:2]
     assert best == ranked(out, "max")[:GALLERY_K] and worst == ranked(out, "max")[-GALLERY_K:]
 
-    whole = synthetic_results(tmp_path / "whole", MANY)
+    whole = synthetic_results(tmp_path / "whole", BIG)
     page = samples_section(whole)
     assert "<h3>" not in page and "drawn at random" not in page  # today's page: every trial, one by one
     figures = re.findall(r'<figure class="cell[^"]*">.*?<span class="id">([^<]+)</span>', page, re.S)
-    assert figures[:len(ranked(whole))] == ranked(whole) and len(figures) == MANY
+    assert figures[:len(ranked(whole))] == ranked(whole) and len(figures) == BIG
 
 
 def test_grids_past_the_inline_budget_are_linked_not_inlined_synthetic_trials(tmp_path, monkeypatch):
@@ -120,7 +121,7 @@ def test_grids_past_the_inline_budget_are_linked_not_inlined_synthetic_trials(tm
     trial links its grid. Here the budget is set to what the best 3 grids weigh."""
     import library.report.gallery as gallery_module
 
-    out = synthetic_results(tmp_path, MANY + 10)
+    out = synthetic_results(tmp_path, BIG + 10)
     best3 = ranked(out)[:3]
     monkeypatch.setattr(gallery_module, "INLINE_BYTES", sum((out / "samples" / f"{t}.png").stat().st_size
                                                             for t in best3))
@@ -149,7 +150,7 @@ def test_a_recollect_rewrites_only_the_sample_grids_that_changed_synthetic_trial
 
 
 def test_scores_measured_differently_show_no_best_or_worst_but_a_sample_synthetic_trials(tmp_path):
-    out = synthetic_results(tmp_path, MANY + 10)
+    out = synthetic_results(tmp_path, BIG + 10)
     table = pd.read_csv(out / "trials.csv")
     table["fingerprint"] = ["n_fake=1000" if i else "n_fake=100" for i in range(len(table))]
     table.to_csv(out / "trials.csv", index=False)

@@ -6,9 +6,10 @@ Reads what `library.results` wrote (sweep.json, trials.csv, curves.csv, samples/
   plots/curves_losses.png    loss_* per epoch (per training step where trials logged train.log_every_steps),
                              one panel per loss
 The HTML embeds every image as a base64 data URI: no network, no JS, readable offline or attached to a mail.
-A sweep of more than MANY (50) trials gets a page that stays small (~1.5 MB at 1,000 trials): its gallery inlines
-the best, the worst and a sample of the other trials' grids and links the rest to samples/TRIAL.png beside the page
-(gallery.py), its curves draw the best few in colour and the rest faint, its failures are grouped by reason.
+A sweep of more than library.sweep.BIG (50) trials gets a page that stays small (~1.5 MB at 1,000 trials): its
+gallery inlines the best, the worst and a sample of the other trials' grids and links the rest to samples/TRIAL.png
+beside the page (gallery.py), its curves draw the best few in colour and the rest faint, its failures are grouped by
+reason.
 
     python -m library.report gan_betas [--results-dir results] [--wandb]
 

@@ -1,4 +1,4 @@
-"""The samples gallery of the report. Every trial's grid, inlined, for a sweep of up to MANY trials; for a bigger
+"""The samples gallery of the report. Every trial's grid, inlined, for a sweep of up to BIG trials; for a bigger
 one (a random search of 1,000), the best and the worst GALLERY_K by the metric and GALLERY_SAMPLE of the others
 drawn at random (seeded by the sweep's name: a rebuilt page shows the same ones), inlined, and every other
 trial's grid linked to its file in samples/ beside the page (a relative link: the folder can be moved or zipped)."""
@@ -15,7 +15,8 @@ from urllib.parse import quote
 import pandas as pd
 
 from library.report.format import badge, e, fmt
-from library.report.load import GOOD, MANY, SweepInfo
+from library.report.load import GOOD, SweepInfo
+from library.sweep import BIG
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 GALLERY_K = 8  # a big sweep's best and worst trials shown (our choice)
@@ -95,8 +96,8 @@ def cell(sweep: SweepInfo, r: pd.Series, png: tuple[bytes, tuple[int, int]] | No
 
 
 def gallery(sweep: SweepInfo, trials: pd.DataFrame, samples: Path) -> str:
-    """Every trial's grid, best first; for more than MANY trials, the best, the worst and a sample (see pick)."""
-    if len(trials) > MANY:
+    """Every trial's grid, best first; for more than BIG trials, the best, the worst and a sample (see pick)."""
+    if len(trials) > BIG:
         return big_gallery(sweep, trials, samples)
     cells = [cell(sweep, r, read_png(samples / f"{r['trial']}.png")) for _, r in trials.iterrows()]
     return '<div class="gallery">' + "\n".join(cells) + "</div>" if cells else "<p>No trials.</p>"

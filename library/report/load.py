@@ -12,10 +12,6 @@ from library.report.format import labels
 from library.trial import AT_BEST, Status
 
 GOOD = tuple(s.value for s in Status if s.ranked)  # ranked by metric; every other status goes last
-MANY = 50
-"""A sweep of more trials than this gets a report that summarises (our choice of where): its gallery shows the best
-and worst by the metric and a sample of the rest, the others linked; its curves draw the best in colour and the
-rest faint; its failures are grouped by reason. A sweep of this many or fewer shows every trial one by one."""
 
 
 class SweepInfo:

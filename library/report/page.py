@@ -1,5 +1,5 @@
 """The report page: one self-contained HTML file, every image inlined as a base64 data URI (no network, no JS),
-so it reads offline or attached to a mail; of a sweep of more than MANY trials, the grids not shown are linked to
+so it reads offline or attached to a mail; of a sweep of more than BIG trials, the grids not shown are linked to
 their files beside it (gallery.py). `build_report` writes it with its plots."""
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from library.files import atomic_write
 from library.replicates import BEST, SAME, plus_minus
 from library.report.format import MISSING, badge, e, fmt, fmt_seconds, short_names, sort_key
 from library.report.gallery import data_uri, gallery, read_png
-from library.report.load import GOOD, MANY, SweepInfo, load, load_configs
+from library.report.load import GOOD, SweepInfo, load, load_configs
+from library.sweep import BIG
 from library.report.plots import make_plots
 from library.trial import AT_BEST
 
@@ -64,7 +65,7 @@ def summary_table(sweep: SweepInfo, trials: pd.DataFrame) -> str:
             collapse = f"mode collapse: {r['mode_collapse']}" if r["mode_collapse"] else ""
             cells.append(f'<td class="reason">{e("; ".join(t for t in (r["reason"], collapse) if t))}</td>')
         rows.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
-    tall = " tall" if len(trials) > MANY else ""  # 1,000 rows: a box of its own, so the plots are not 20,000 px down
+    tall = " tall" if len(trials) > BIG else ""  # 1,000 rows: a box of its own, so the plots are not 20,000 px down
     return (f'<div class="scroll{tall}"><table class="summary"><thead><tr>' + "".join(f"<th>{h}</th>" for h in head)
             + "</tr></thead><tbody>" + "\n".join(rows) + "</tbody></table></div>")
 
@@ -169,13 +170,13 @@ IDS_LISTED = 10  # and this many trial ids of each
 
 
 def failures(trials: pd.DataFrame) -> str:
-    """The failed and diverged trials with their reasons, and the mode collapses, or "none"; for more than MANY
+    """The failed and diverged trials with their reasons, and the mode collapses, or "none"; for more than BIG
     trials, grouped by identical reason with counts (grouped_failures)."""
     bad = trials[trials["status"].isin(["failed", "diverged"])]
     collapsed = trials[trials["mode_collapse"] != ""]
     if bad.empty and collapsed.empty:
         return "<p>none</p>"
-    if len(trials) > MANY:
+    if len(trials) > BIG:
         return grouped_failures(bad, collapsed)
     items = [f"<li>{badge(r['status'])} <b>{e(r['label'])}</b> <span class=\"id\">{e(r['trial'])}</span>: "
              f"{e(r['reason'] or '(no reason recorded)')}</li>" for _, r in bad.iterrows()]

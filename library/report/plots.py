@@ -16,20 +16,21 @@ import pandas as pd  # noqa: E402
 
 from library.files import atomic_write  # noqa: E402
 from library.report.format import fmt, short_names, sort_key  # noqa: E402
-from library.report.load import GOOD, MANY, SweepInfo  # noqa: E402
+from library.report.load import GOOD, SweepInfo  # noqa: E402
+from library.sweep import BIG  # noqa: E402
 
 PARAM_LOG_SPAN = 20.0  # a param axis goes log from 20x: lr {2e-4, 1e-3, 1e-2} spans 50x and reads best on log
 METRIC_LOG_SPAN = 10.0  # metric axes go log from 10x: a few collapsed trials must not flatten the good ones
-CURVES_K = 5  # of more than MANY trials, the curves of the best this many are drawn in colour, the rest faint
+CURVES_K = 5  # of more than BIG trials, the curves of the best this many are drawn in colour, the rest faint
 STYLE = {"font.size": 11, "axes.titlesize": 13, "axes.labelsize": 11, "legend.fontsize": 9,
          "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
 
 
 def trial_colours(trials: pd.DataFrame) -> dict[str, Any]:
     """One colour per trial, the same in every curve plot; distinct hues up to 20 trials, a gradient beyond; for
-    more than MANY, distinct hues for the first CURVES_K (the best) and none for the rest (drawn faint)."""
+    more than BIG, distinct hues for the first CURVES_K (the best) and none for the rest (drawn faint)."""
     n = max(len(trials), 1)
-    if n > MANY:
+    if n > BIG:
         return {t: plt.get_cmap("tab10")(i) for i, t in enumerate(trials["trial"][:CURVES_K])}
     cmap = plt.get_cmap("tab10" if n <= 10 else "tab20" if n <= 20 else "viridis")
     return {t: cmap(i if n <= 20 else i / max(n - 1, 1)) for i, t in enumerate(trials["trial"])}
@@ -116,7 +117,7 @@ def plot_metric_vs_param(sweep: SweepInfo, trials: pd.DataFrame, param: str, pat
             _empty(ax, f"no trial reported {sweep.metric}")
             return _save(fig, path)
         x_of = _param_axis(ax, trials[param])
-        many = len(trials) > MANY
+        many = len(trials) > BIG
         if many:
             _scatter(ax, ok[ok["status"].isin(GOOD)], param, others, x_of, short)
         else:
@@ -222,7 +223,7 @@ def plot_configs_vs_param(sweep: SweepInfo, trials: pd.DataFrame, configs: pd.Da
             _empty(ax, f"no configuration has a completed replicate with {sweep.metric}")
             return _save(fig, path)
         x_of = _param_axis(ax, configs[param])
-        many = len(configs) > MANY  # a random search's configurations: points, not lines, and no legend
+        many = len(configs) > BIG  # a random search's configurations: points, not lines, and no legend
         for sub, colour, label in _lines(ok, param, [] if many else others, x_of, short):
             mean = sub[f"{col}_mean"]
             below, above = (mean - sub[f"{col}_ci95_low"]).fillna(0), (sub[f"{col}_ci95_high"] - mean).fillna(0)
@@ -250,14 +251,14 @@ def per(curves: pd.DataFrame, x: str) -> pd.DataFrame:
 
 def _per_trial_lines(ax, trials: pd.DataFrame, curves: pd.DataFrame, metric: str, colours: dict,
                      span: float = 100.0, x: str = "epoch") -> int:
-    """One line per trial (dashed for failed and diverged ones) against x (epoch or step); for more than MANY
+    """One line per trial (dashed for failed and diverged ones) against x (epoch or step); for more than BIG
     trials, those in `colours` (the best) so and the others as faint lines under one legend entry. How many were
     drawn."""
     drawn = 0
     sub = per(curves, x)
     sub = sub[sub["metric"] == metric]
     lines = {t: c.sort_values(x) for t, c in sub.groupby("trial", sort=False)}
-    many = len(trials) > MANY
+    many = len(trials) > BIG
     for _, row in trials[trials["trial"].isin(colours)].iterrows():
         c = lines.get(row["trial"])
         if c is None:
@@ -295,9 +296,9 @@ def plot_metric_curves(sweep: SweepInfo, trials: pd.DataFrame, curves: pd.DataFr
 
 
 def _best_title(sweep: SweepInfo, trials: pd.DataFrame) -> tuple[str | None, int]:
-    """The curves' legend title and its number of entries: for more than MANY trials, the coloured ones are the
+    """The curves' legend title and its number of entries: for more than BIG trials, the coloured ones are the
     best CURVES_K (or the first, in trial order, where the scores cannot be ranked)."""
-    if len(trials) <= MANY:
+    if len(trials) <= BIG:
         return None, len(trials)
     return (f"the first {CURVES_K}" if sweep.unranked else f"the best {CURVES_K} by {sweep.metric}"), CURVES_K + 1
 
