@@ -193,7 +193,7 @@ def writable(folder: Path) -> bool:
 
 
 FIRST_ROWS = 10
-"""The trials a big sweep's plan lists before its summary."""
+"""How many items a big sweep's messages list before summing up the rest: trials in the plan, job ids cancelled."""
 
 
 def job_list(jobs: list[str]) -> str:

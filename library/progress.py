@@ -142,14 +142,16 @@ class SweepView:
     def before(self) -> Iterator[None]:
         """Report inside this what had happened before the view began (the first poll of a sweep re-run or
         re-attached to): a big sweep prints one line for the trials that had already ended, not a line each."""
-        self.catching_up = not self.small
+        if self.small:
+            yield
+            return
+        self.catching_up = True
         try:
             yield
         finally:
             self.catching_up = False
         counts = self.count()
-        ended = ", ".join(f"{counts[s]} {s}" for s in STATES if s not in (QUEUED, RUNNING) and counts[s])
-        if not self.small and ended:
+        if ended := ", ".join(f"{counts[s]} {s}" for s in STATES if s not in (QUEUED, RUNNING) and counts[s]):
             self.print(f"{self.stamp()}ended before: {ended}")
 
     def tick(self) -> None:
